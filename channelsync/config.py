@@ -1,0 +1,275 @@
+"""Configuration: TOML read once into typed, frozen models.
+
+Every problem in a file is collected and reported with where it is; ``${ENV}``
+references are expanded here and nowhere else; secrets stay ``SecretStr`` so they
+never reach a log or ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from channelsync.errors import ChannelSyncError, ConfigError
+
+DEFAULT_PULL_INTERVAL = 120.0
+DEFAULT_RECONCILE_INTERVAL = 6 * 3600.0
+DEFAULT_LOOKBACK_DAYS = 30
+DEFAULT_DB_FILE = "channelsync.db"
+SYSTEM_CONFIG = Path("/etc/channelsync/channels.toml")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RuleFields(_Model):
+    """Rule fields; None means 'not set here, inherit'."""
+
+    percent: float | None = Field(default=None, ge=0, le=1000)
+    buffer: int | None = Field(default=None, ge=0)
+    max_quantity: int | None = Field(default=None, ge=0)
+    sync: bool | None = None
+
+
+class SkuRule(RuleFields):
+    sku: str
+    channel: str | None = None  # None: every channel
+
+
+class KitConfig(_Model):
+    sku: str = Field(min_length=1)
+    components: dict[str, int] = Field(min_length=1)
+    title: str = ""
+
+    @field_validator("components")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [sku for sku, qty in value.items() if qty <= 0]
+        if bad:
+            raise ValueError(f"component quantities must be positive: {', '.join(bad)}")
+        return value
+
+
+class DatabaseConfig(_Model):
+    url: SecretStr = SecretStr("")  # may hold a password
+
+
+class DaemonConfig(_Model):
+    pull_interval: float = Field(default=DEFAULT_PULL_INTERVAL, gt=0)
+    reconcile_interval: float = Field(default=DEFAULT_RECONCILE_INTERVAL, gt=0)
+    lookback_days: int = Field(default=DEFAULT_LOOKBACK_DAYS, ge=0, le=365)
+    push_attempts: int = Field(default=5, ge=1)  # failed pushes before a conflict is raised
+    retry_attempts: int = Field(default=4, ge=1)  # tries of one API call within a cycle
+    retry_max_wait: float = Field(default=30.0, ge=0)
+
+
+class AlertsConfig(_Model):
+    urls: list[SecretStr] = []
+
+
+class ChannelConfig(_Model):
+    name: str = Field(pattern=_NAME)
+    type: str
+    enabled: bool = True
+    sandbox: bool = False
+    endpoint: str = ""
+    pull_interval: float | None = Field(default=None, gt=0)
+    reconcile_interval: float | None = Field(default=None, gt=0)
+    lookback_days: int | None = Field(default=None, ge=0, le=365)
+    rules: RuleFields = RuleFields()
+    sku_map: dict[str, str] = {}
+    settings: Any = None  # the connector's own validated settings model
+
+    def master_sku(self, channel_sku: str) -> str:
+        return self.sku_map.get(channel_sku, channel_sku)
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig
+    daemon: DaemonConfig
+    alerts: AlertsConfig
+    rules: RuleFields
+    channels: tuple[ChannelConfig, ...]
+    kits: tuple[KitConfig, ...]
+    sku_rules: tuple[SkuRule, ...]
+    source: str = ""
+
+    def channel(self, name: str) -> ChannelConfig:
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        known = ", ".join(c.name for c in self.channels) or "none"
+        raise ConfigError([f"no channel named {name!r} (configured: {known})"], self.source)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url.get_secret_value()
+
+
+_COMMON_CHANNEL_KEYS = set(ChannelConfig.model_fields) - {"settings"}
+
+
+def find_config(explicit: str | Path | None, env: Mapping[str, str]) -> Path:
+    """The config's path: --config, else $CHANNELSYNC_CONFIG, else ./channels.toml, else /etc."""
+    if explicit:
+        return Path(explicit)
+    if env.get("CHANNELSYNC_CONFIG"):
+        return Path(env["CHANNELSYNC_CONFIG"])
+    local = Path("channels.toml")
+    return local if local.exists() else SYSTEM_CONFIG
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], str(path)) from exc
+    return parse_config(text, source=str(path), env=os.environ if env is None else env)
+
+
+def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str]) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source) from exc
+    problems: list[str] = []
+    raw = _expand_env(raw, env, "", problems)
+    config = _build(raw, env, problems)
+    if problems or config is None:
+        raise ConfigError(problems, source)
+    return Config(**{**config.__dict__, "source": source})
+
+
+def _expand_env(value: Any, env: Mapping[str, str], where: str, problems: list[str]) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                problems.append(f"{where}: environment variable {name} is not set")
+                return ""
+            return env[name]
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, env, _join(where, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, env, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _validate(model: type[_Model], data: Any, where: str, problems: list[str]) -> Any:
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{_join(where, loc) if loc else where}: {_message(err)}")
+        return None
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return str(err["msg"])
+
+
+_TOP_KEYS = {"database", "daemon", "alerts", "rules", "channel", "kit", "rule"}
+
+
+def _build(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> Config | None:
+    for key in raw:
+        if key not in _TOP_KEYS:
+            expected = ", ".join(sorted(_TOP_KEYS))
+            problems.append(f"{key}: unknown section (expected one of {expected})")
+    database = _validate(DatabaseConfig, raw.get("database"), "database", problems)
+    if database is not None and not database.url.get_secret_value():
+        state_dir = env.get("STATE_DIRECTORY", "").split(":")[0]
+        db_file = Path(state_dir) / DEFAULT_DB_FILE if state_dir else Path(DEFAULT_DB_FILE)
+        database = DatabaseConfig(url=SecretStr(f"sqlite:///{db_file}"))
+    daemon = _validate(DaemonConfig, raw.get("daemon"), "daemon", problems)
+    alerts = _validate(AlertsConfig, raw.get("alerts"), "alerts", problems)
+    rules = _validate(RuleFields, raw.get("rules"), "rules", problems)
+    channels = _channels(_table_list(raw, "channel", problems), problems)
+    kits = [_validate(KitConfig, k, f"kit[{i}]", problems) for i, k in enumerate(
+        _table_list(raw, "kit", problems))]
+    sku_rules = [_validate(SkuRule, r, f"rule[{i}]", problems) for i, r in enumerate(
+        _table_list(raw, "rule", problems))]
+    _cross_check(channels, [k for k in kits if k], [r for r in sku_rules if r], problems)
+    if problems:
+        return None
+    return Config(database, daemon, alerts, rules, tuple(channels), tuple(kits), tuple(sku_rules))
+
+
+def _table_list(raw: dict[str, Any], key: str, problems: list[str]) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        problems.append(f"{key}: must be an array of tables, written [[{key}]]")
+        return []
+    return value
+
+
+def _channels(blocks: list[Any], problems: list[str]) -> list[ChannelConfig]:
+    from channelsync.registry import load_connector  # late: the registry imports connectors
+
+    channels: list[ChannelConfig] = []
+    for i, block in enumerate(blocks):
+        where = f"channel[{i}]"
+        if not isinstance(block, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        if isinstance(block.get("name"), str):
+            where = f"channel[{i}] ({block['name']})"
+        common = {k: v for k, v in block.items() if k in _COMMON_CHANNEL_KEYS}
+        extra = {k: v for k, v in block.items() if k not in _COMMON_CHANNEL_KEYS}
+        channel = _validate(ChannelConfig, common, where, problems)
+        if channel is None:
+            continue
+        try:
+            factory = load_connector(channel.type)
+        except ChannelSyncError as exc:
+            problems.append(f"{where}.type: {exc}")
+            continue
+        settings = _validate(factory.Settings, extra, where, problems)
+        if settings is not None:
+            channels.append(channel.model_copy(update={"settings": settings}))
+    return channels
+
+
+def _cross_check(
+    channels: list[ChannelConfig],
+    kits: list[KitConfig],
+    sku_rules: list[SkuRule],
+    problems: list[str],
+) -> None:
+    names = [c.name for c in channels]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"channel: the name {name!r} is used more than once")
+    kit_skus = [k.sku for k in kits]
+    for sku in sorted({s for s in kit_skus if kit_skus.count(s) > 1}):
+        problems.append(f"kit: the sku {sku!r} is defined more than once")
+    for i, kit in enumerate(kits):
+        nested = [c for c in kit.components if c in kit_skus]
+        if nested:
+            problems.append(f"kit[{i}] ({kit.sku}): components cannot be kits: {', '.join(nested)}")
+    for i, rule in enumerate(sku_rules):
+        if rule.channel is not None and rule.channel not in names:
+            problems.append(f"rule[{i}].channel: no channel named {rule.channel!r}")

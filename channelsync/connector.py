@@ -1,0 +1,122 @@
+"""The connector contract: what crosses between the engine and a channel plugin.
+
+A connector holds no state between calls that the engine relies on: cursors,
+listings and outcomes live in the ledger. Everything here is a plain frozen
+dataclass so it can be compared in tests and logged safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from channelsync.errors import ChannelError
+
+
+@dataclass(frozen=True)
+class OrderLineSnapshot:
+    """The channel's current view of one order line, in the channel's SKU.
+
+    Quantities are absolute (not deltas): the ledger turns the difference from the
+    stored snapshot into movements. ``ignore`` marks lines the ledger must not hold
+    stock for (drafts, stock the channel owns such as FBA).
+    """
+
+    order_id: str
+    line_id: str
+    channel_sku: str
+    ordered: int
+    status: str
+    changed_at: datetime
+    shipped: int = 0
+    cancelled: int = 0
+    restocked: int = 0
+    ignore: bool = False
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record the connector could not turn into a snapshot; kept so nothing is lost."""
+
+    reason: str
+    key: str
+    raw: Any
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of changed order lines.
+
+    ``next_page`` is the token for the following page (None on the last one).
+    ``resume_at`` is a time the cursor may safely move to once this page is applied
+    (None: do not move it for this page).
+    """
+
+    lines: Sequence[OrderLineSnapshot]
+    next_page: str | None = None
+    resume_at: datetime | None = None
+    bad_records: Sequence[BadRecord] = ()
+
+
+@dataclass(frozen=True)
+class ChannelListing:
+    """A listing as the channel has it now. ``ref`` is the channel's own address for it."""
+
+    channel_sku: str
+    quantity: int | None
+    ref: str = ""
+    managed: bool = True  # False: the channel owns this stock (e.g. Amazon FBA); never write it
+
+
+@dataclass(frozen=True)
+class PushItem:
+    channel_sku: str
+    quantity: int
+    ref: str = ""
+    expected: int | None = None  # for compare-and-set channels: what we believe the channel shows
+
+
+@dataclass(frozen=True)
+class PushResult:
+    channel_sku: str
+    ok: bool
+    error: ChannelError | None = None
+    ref: str = ""  # the channel's address, when the connector had to look it up
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    push_batch_size: int = 50
+    requests_per_second: float = 5.0
+    burst: int = 5
+    compare_and_set: bool = False
+    webhooks: bool = False
+    overlap: timedelta = field(default=timedelta(minutes=2))
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What every channel plugin implements. See ``docs/connectors.md``."""
+
+    capabilities: ClassVar[Capabilities]
+
+    def pull_orders(self, since: datetime, page: str | None) -> OrderPage: ...
+
+    def push_quantities(self, items: Sequence[PushItem]) -> list[PushResult]: ...
+
+    def read_listings(self) -> Iterator[ChannelListing]: ...
+
+    def close(self) -> None: ...
+
+
+class ConnectorFactory(Protocol):
+    """A connector class: declares its settings model and builds from validated settings."""
+
+    Settings: ClassVar[type[BaseModel]]
+    capabilities: ClassVar[Capabilities]
+
+    def __call__(self, name: str, settings: Any) -> Connector: ...

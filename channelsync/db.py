@@ -1,0 +1,149 @@
+"""Database engines: SQLite (embedded, WAL, BEGIN IMMEDIATE) and PostgreSQL.
+
+SQLite serializes writers with ``BEGIN IMMEDIATE`` so the CLI can run beside the
+daemon; PostgreSQL takes row locks (``FOR UPDATE``) and advisory locks so that
+many replicas can share one database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection, Engine
+
+from channelsync.errors import LedgerError
+
+log = logging.getLogger(__name__)
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x63736D67  # "csmg": serializes concurrent upgrades on PostgreSQL
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def create_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _setup_sqlite(engine)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Take the write lock up front: a deferred transaction that later writes can
+        # fail with SQLITE_BUSY instead of waiting, which loses the work.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(conn: Connection | Engine) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or migrate the schema (``channelsync db upgrade``)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.connect() as conn:
+        if is_postgres(conn):
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+        finally:
+            if is_postgres(conn):
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                conn.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def open_ledger_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine whose schema is at head; migrates when allowed, else explains."""
+    engine = create_engine(url)
+    try:
+        current = current_revision(engine)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise LedgerError(f"cannot open the database: {exc.orig}") from exc
+    if current != head_revision():
+        if not migrate:
+            raise LedgerError("the database schema is not current: run 'channelsync db upgrade'")
+        log.info("migrating the database schema from %s to head", current or "empty")
+        upgrade(engine)
+    return engine
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextmanager
+def channel_lock(engine: Engine, channel: str) -> Iterator[bool]:
+    """Hold the channel's advisory lock (PostgreSQL) for a job; yields False if taken.
+
+    The lock lives on a session of its own, so a replica that dies frees it with its
+    connection. SQLite runs one daemon per database: the lock is always granted.
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = _lock_key(f"channelsync:channel:{channel}")
+    with engine.connect() as conn:
+        got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+                except sa.exc.DBAPIError:
+                    # The session is gone, and its locks with it; the job's own outcome
+                    # (maybe the very error that killed the session) matters more.
+                    log.warning("%s: could not release the channel lock", channel)
