@@ -1,0 +1,308 @@
+"""The sync cycle: pull, apply, detect, plan, push, and read back.
+
+The engine owns state (cursors, listings, outbox, conflicts); connectors own none.
+Each channel's work runs under that channel's lock, so two daemon replicas never
+work one channel at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from channelsync import ledger, planner, pushing, rules
+from channelsync.config import ChannelConfig, Config
+from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.connector import ChannelListing, Connector, OrderPage
+from channelsync.db import channel_lock
+from channelsync.errors import ChannelError, ChannelSyncError
+from channelsync.ledger import ApplyResult, state_t
+from channelsync.models import utcnow
+from channelsync.ratelimit import TokenBucket
+from channelsync.registry import load_connector
+from channelsync.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+MAX_PAGES = 10_000  # a connector that never stops paging is a bug, not a big store
+
+
+@dataclass
+class ChannelReport:
+    channel: str
+    pulled: int = 0
+    apply: ApplyResult = field(default_factory=ApplyResult)
+    bad_records: int = 0
+    pushed: int = 0
+    push_failed: int = 0
+    held: int = 0
+    listings: int = 0
+    unmapped: list[str] = field(default_factory=list)
+    drift: int = 0
+    error: str = ""
+    busy: bool = False  # another process holds this channel
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel, "pulled": self.pulled, "applied": self.apply.applied,
+            "unchanged": self.apply.unchanged, "stale": self.apply.stale,
+            "pending": self.apply.pending, "bad_records": self.bad_records,
+            "pushed": self.pushed, "push_failed": self.push_failed, "held": self.held,
+            "listings": self.listings, "unmapped": self.unmapped, "drift": self.drift,
+            "conflicts_opened": self.apply.conflicts, "error": self.error, "busy": self.busy,
+        }
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        config: Config,
+        db: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        connectors: dict[str, Connector] | None = None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.sleep = sleep
+        self._connectors: dict[str, Connector] = dict(connectors or {})
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+        self.on_event: Callable[[str], None] = lambda _message: None  # progress for people
+        daemon = config.daemon
+        self.retry = RetryPolicy(daemon.retry_attempts, max_wait=daemon.retry_max_wait, sleep=sleep)
+        with db.begin() as conn:
+            sync_kits(conn, config)
+
+    # -- connectors -------------------------------------------------------------------------
+
+    def channels(self, names: Sequence[str] | None = None) -> list[ChannelConfig]:
+        if names:
+            return [self.config.channel(n) for n in names]
+        return [c for c in self.config.channels if c.enabled]
+
+    def connector(self, channel: ChannelConfig) -> Connector:
+        with self._lock:
+            return self._connector(channel)
+
+    def _connector(self, channel: ChannelConfig) -> Connector:
+        if channel.name not in self._connectors:
+            factory = load_connector(channel.type)
+            self._connectors[channel.name] = factory(
+                channel.name, channel.settings, endpoint=channel.endpoint
+            )
+        return self._connectors[channel.name]
+
+    def call(self, channel: ChannelConfig, fn: Callable[[], Any]) -> Any:
+        """One channel API call: rate limited, retried by the one policy."""
+        caps = self.connector(channel).capabilities
+        with self._lock:
+            bucket = self._buckets.get(channel.name)
+            if bucket is None:
+                bucket = TokenBucket(caps.requests_per_second, caps.burst, sleep=self.sleep)
+                self._buckets[channel.name] = bucket
+
+        def attempt() -> Any:
+            bucket.acquire()
+            return fn()
+
+        return self.retry.call(attempt)
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            try:
+                connector.close()
+            except Exception:  # closing must never hide the real outcome
+                log.exception("closing a connector failed")
+        self._connectors.clear()
+
+    # -- the cycle --------------------------------------------------------------------------
+
+    def sync(
+        self, names: Sequence[str] | None = None, *, read_back: bool = True
+    ) -> list[ChannelReport]:
+        """One full cycle for these channels: pull all, plan, then push and read back each."""
+        channels = self.channels(names)
+        reports = {c.name: ChannelReport(c.name) for c in channels}
+        with ExitStack() as stack:
+            mine = []
+            for channel in sorted(channels, key=lambda c: c.name):
+                if stack.enter_context(channel_lock(self.db, channel.name)):
+                    mine.append(channel)
+                else:
+                    reports[channel.name].busy = True
+                    log.info("%s: another process is working this channel; skipped", channel.name)
+            touched: set[str] = set()
+            replan_all = False
+            for channel in mine:
+                touched |= self._guarded(channel, reports[channel.name], self.pull)
+                replan_all |= self._rules_changed(channel)
+            # Every channel's listings are planned: a sale here changes what the others show.
+            everyone = [c.name for c in self.channels()]
+            self.plan_outbox(everyone, None if replan_all else touched)
+            for channel in mine:
+                report = reports[channel.name]
+                if report.error:
+                    continue
+                self._guarded(channel, report, self.push)
+                if read_back:
+                    self._guarded(channel, report, self.read_back)
+        return [reports[c.name] for c in channels]
+
+    def _guarded(
+        self, channel: ChannelConfig, report: ChannelReport,
+        step: Callable[[ChannelConfig, ChannelReport], set[str] | None],
+    ) -> set[str]:
+        """Run one step; a channel's failure is recorded and never stops the others."""
+        try:
+            return step(channel, report) or set()
+        except ChannelSyncError as exc:
+            report.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a connector bug must not stop the other channels
+            log.exception("%s: unexpected error", channel.name)
+            report.error = f"unexpected {type(exc).__name__}: {exc}"
+        log.warning("%s: %s", channel.name, report.error)
+        with self.db.begin() as conn:
+            ledger.ensure_channel_state(conn, channel.name)
+            conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
+                last_error=report.error[:1000], last_error_at=self.clock()))
+        return set()
+
+    def pull(self, channel: ChannelConfig, report: ChannelReport) -> set[str]:
+        """Pull every page changed since the cursor (minus the overlap) and apply it."""
+        connector = self.connector(channel)
+        started = self.clock()
+        with self.db.begin() as conn:
+            ledger.ensure_channel_state(conn, channel.name)
+            cursor = conn.execute(sa.select(state_t.c.cursor).where(
+                state_t.c.name == channel.name)).scalar()
+            # Lines that waited for their SKU go first: the mapping may have changed.
+            pending = ledger.pending_lines(conn, channel.name)
+            if pending:
+                again = ledger.apply_page(conn, channel.name, pending,
+                                          master_sku=channel.master_sku, now=self.clock())
+                report.apply.applied += again.applied
+                report.apply.touched |= again.touched
+                report.apply.conflicts += again.conflicts
+        lookback = channel.lookback_days if channel.lookback_days is not None \
+            else self.config.daemon.lookback_days
+        since = started - timedelta(days=lookback) if cursor is None \
+            else cursor - connector.capabilities.overlap
+        page: str | None = None
+        for _ in range(MAX_PAGES):
+            result: OrderPage = self.call(
+                channel, functools.partial(connector.pull_orders, since, page))
+            with self.db.begin() as conn:
+                applied = ledger.apply_page(
+                    conn, channel.name, result.lines, master_sku=channel.master_sku,
+                    now=self.clock(), resume_at=result.resume_at, bad_records=result.bad_records,
+                )
+            report.pulled += len(result.lines)
+            self.on_event(f"{channel.name}: pulled {report.pulled} order lines")
+            report.bad_records += len(result.bad_records)
+            report.apply.merge(applied)
+            page = result.next_page
+            if page is None:
+                break
+        else:
+            raise ChannelError(f"more than {MAX_PAGES} pages of orders", channel=channel.name)
+        with self.db.begin() as conn:
+            conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
+                pull_started_at=started, pulled_at=self.clock(), last_error=""))
+        log.info("%s: pulled %d lines (%d applied, %d pending, %d bad)", channel.name,
+                 report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
+        return report.apply.touched
+
+    def _rules_changed(self, channel: ChannelConfig) -> bool:
+        digest = rules.rules_hash(self.config, channel.name)
+        with self.db.begin() as conn:
+            ledger.ensure_channel_state(conn, channel.name)
+            result = conn.execute(state_t.update().where(
+                state_t.c.name == channel.name, state_t.c.rules_hash != digest
+            ).values(rules_hash=digest))
+        return bool(result.rowcount)
+
+    def plan_outbox(self, names: Sequence[str], touched: Iterable[str] | None) -> int:
+        with self.db.begin() as conn:
+            items = planner.plan(conn, self.config, names, touched=touched, now=self.clock())
+        return sum(1 for i in items if i.changes)
+
+    def push(self, channel: ChannelConfig, report: ChannelReport) -> None:
+        self.on_event(f"{channel.name}: pushing")
+        outcome = pushing.push_channel(self, channel)
+        report.pushed += outcome.pushed
+        report.push_failed += outcome.failed
+        report.held += outcome.held
+        if outcome.error:
+            raise outcome.error
+
+    def read_back(self, channel: ChannelConfig, report: ChannelReport) -> None:
+        """Read the channel's listings: discover new ones, find drift, push corrections.
+
+        A listing that does not show what was pushed may only have sold since the pull,
+        so the channel is pulled and pushed once more and read again; what is still off
+        then is drift.
+        """
+        found = self._read(channel, report)
+        if found.mismatched:
+            touched = self.pull(channel, report)
+            self.plan_outbox([channel.name], touched)
+            self.push(channel, report)
+            found = self._read(channel, report)
+        now = self.clock()
+        with self.db.begin() as conn:
+            pushing.accept_observed(conn, channel.name, found.mismatched)
+            open_conflicts(conn, [_drift_conflict(channel.name, d) for d in found.mismatched], now)
+            resolve_conflicts(conn, "drift", [f"{channel.name}:{s}" for s in found.in_line], now)
+        report.drift = len(found.mismatched)
+        touched = found.new_skus | {d.sku for d in found.mismatched}
+        if touched and self.plan_outbox([channel.name], touched):
+            self.push(channel, report)
+
+    def _read(self, channel: ChannelConfig, report: ChannelReport) -> pushing.Found:
+        connector = self.connector(channel)
+        listings: list[ChannelListing] = self.call(channel, lambda: list(connector.read_listings()))
+        with self.db.begin() as conn:
+            found = pushing.record_listings(conn, channel, listings, self.clock())
+            report.unmapped = pushing.unmapped(conn, channel.name)
+            conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
+                reconciled_at=self.clock(), discovered_at=self.clock()))
+        report.listings = len(listings)
+        if report.unmapped:
+            log.warning("%s: %d channel SKUs map to nothing in the ledger: %s", channel.name,
+                        len(report.unmapped), ", ".join(report.unmapped[:10]))
+        return found
+
+
+def _drift_conflict(channel: str, d: pushing.Drift) -> ConflictRecord:
+    return ConflictRecord(
+        kind="drift", subject=f"{channel}:{d.channel_sku}", channel=channel, sku=d.sku,
+        message=(f"{channel}: {d.channel_sku} shows {d.observed} but {d.expected} was pushed "
+                 "(edited on the channel, a missed order or a lost push); correcting it"),
+        detail={"observed": d.observed, "expected": d.expected},
+    )
+
+
+def sync_kits(conn: Any, config: Config) -> None:
+    """Make the ledger's kit table what the config says."""
+    kit_t = ledger.kit_t
+    wanted = {(k.sku, c, q) for k in config.kits for c, q in k.components.items()}
+    have = set(conn.execute(sa.select(kit_t.c.kit_sku, kit_t.c.component_sku, kit_t.c.quantity)))
+    if wanted == have:
+        return
+    conn.execute(kit_t.delete())
+    if wanted:
+        conn.execute(kit_t.insert(), [
+            {"kit_sku": k, "component_sku": c, "quantity": q} for k, c, q in sorted(wanted)
+        ])

@@ -1,0 +1,205 @@
+"""Pushing the outbox to a channel, echo-safe, and recording what the channel shows."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from channelsync.config import ChannelConfig
+from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.connector import ChannelListing, PushItem, PushResult
+from channelsync.errors import ChannelSyncError, PermanentChannelError, RetriableChannelError
+from channelsync.ledger import _chunks, kit_t, sku_t, state_t
+from channelsync.planner import listing_t, outbox_t
+
+if TYPE_CHECKING:
+    from channelsync.engine import SyncEngine
+
+log = logging.getLogger(__name__)
+PERMANENT_RETRY = timedelta(hours=1)  # a refused item is tried again this much later
+
+
+@dataclass
+class PushOutcome:
+    pushed: int = 0
+    failed: int = 0
+    held: int = 0
+    error: ChannelSyncError | None = None
+
+
+@dataclass(frozen=True)
+class Drift:
+    channel_sku: str
+    sku: str
+    observed: int
+    expected: int
+
+
+@dataclass
+class Found:
+    new_skus: set[str] = field(default_factory=set)
+    mismatched: list[Drift] = field(default_factory=list)
+    in_line: list[str] = field(default_factory=list)  # channel SKUs showing what was pushed
+
+
+def _due(conn: Connection, channel: str, now: datetime) -> tuple[list[dict[str, Any]], Any]:
+    query = (
+        sa.select(outbox_t.c.id, outbox_t.c.listing_id, outbox_t.c.target, outbox_t.c.version,
+                  outbox_t.c.attempts, listing_t.c.channel_sku, listing_t.c.ref,
+                  listing_t.c.managed, listing_t.c.last_pushed, listing_t.c.last_pushed_at)
+        .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
+        .where(outbox_t.c.channel == channel, outbox_t.c.next_attempt_at <= now)
+        .order_by(outbox_t.c.id)
+    )
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    watermark = conn.execute(
+        sa.select(state_t.c.pull_started_at).where(state_t.c.name == channel)).scalar()
+    return rows, watermark
+
+
+def echo_safe(row: dict[str, Any], watermark: datetime | None) -> bool:
+    """Decreases go at once; an increase only once the channel was pulled after the last push."""
+    if row["last_pushed"] is None or row["target"] <= row["last_pushed"]:
+        return True
+    if row["last_pushed_at"] is None:
+        return True
+    return watermark is not None and watermark >= row["last_pushed_at"]
+
+
+def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
+    outcome = PushOutcome()
+    connector = engine.connector(channel)
+    with engine.db.begin() as conn:
+        rows, watermark = _due(conn, channel.name, engine.clock())
+        unowned = [r["id"] for r in rows if not r["managed"]]
+        if unowned:
+            conn.execute(outbox_t.delete().where(outbox_t.c.id.in_(unowned)))
+    due = [r for r in rows if r["managed"] and echo_safe(r, watermark)]
+    outcome.held = sum(1 for r in rows if r["managed"]) - len(due)
+    size = max(1, connector.capabilities.push_batch_size)
+    for batch in _chunks(due, size):
+        items = [PushItem(r["channel_sku"], r["target"], r["ref"], r["last_pushed"]) for r in batch]
+        try:
+            results: list[PushResult] = engine.call(
+                channel, functools.partial(connector.push_quantities, items))
+        except (RetriableChannelError, PermanentChannelError) as exc:
+            results = [PushResult(i.channel_sku, False, exc) for i in items]
+            outcome.error = exc
+        by_sku = {r.channel_sku: r for r in results}
+        with engine.db.begin() as conn:
+            for row in batch:
+                result = by_sku.get(row["channel_sku"]) or PushResult(
+                    row["channel_sku"], False, RetriableChannelError("no outcome reported"))
+                if result.ok:
+                    _succeeded(conn, channel.name, row, result, engine.clock())
+                    outcome.pushed += 1
+                else:
+                    _failed(engine, conn, channel.name, row, result)
+                    outcome.failed += 1
+        if outcome.error:
+            break  # the channel itself is failing: leave the rest for the next cycle
+    if outcome.pushed or outcome.failed:
+        log.info("%s: pushed %d, failed %d, held %d", channel.name, outcome.pushed,
+                 outcome.failed, outcome.held)
+    with engine.db.begin() as conn:
+        conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
+            pushed_at=engine.clock()))
+    return outcome
+
+
+def _succeeded(
+    conn: Connection, channel: str, row: dict[str, Any], result: PushResult, now: datetime
+) -> None:
+    values: dict[str, Any] = {"last_pushed": row["target"], "last_pushed_at": now,
+                              "push_failures": 0}
+    if result.ref:
+        values["ref"] = result.ref
+    conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(**values))
+    conn.execute(outbox_t.delete().where(outbox_t.c.id == row["id"],
+                                         outbox_t.c.version == row["version"]))
+    resolve_conflicts(conn, "push_failed", [f"{channel}:{row['channel_sku']}"], now)
+
+
+def _failed(
+    engine: SyncEngine, conn: Connection, channel: str, row: dict[str, Any], result: PushResult
+) -> None:
+    now = engine.clock()
+    attempts = row["attempts"] + 1
+    error = result.error
+    permanent = isinstance(error, PermanentChannelError)
+    delay = PERMANENT_RETRY if permanent else timedelta(
+        seconds=engine.retry.delay_after(attempts))
+    conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
+        attempts=attempts, next_attempt_at=now + delay, last_error=str(error)[:500]))
+    conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(
+        push_failures=listing_t.c.push_failures + 1))
+    if permanent or attempts >= engine.config.daemon.push_attempts:
+        reason = "was refused" if permanent else f"failed {attempts} times"
+        open_conflicts(conn, [ConflictRecord(
+            kind="push_failed", subject=f"{channel}:{row['channel_sku']}", channel=channel,
+            message=f"{channel}: pushing {row['target']} to {row['channel_sku']} {reason}: {error}",
+            detail={"target": row["target"], "attempts": attempts, "error": str(error)},
+        )], now)
+
+
+def record_listings(
+    conn: Connection, channel: ChannelConfig, listings: Sequence[ChannelListing], now: datetime
+) -> Found:
+    """Upsert the channel's listings; report new ones and those not showing what was pushed."""
+    found = Found()
+    existing = {
+        r["channel_sku"]: dict(r)
+        for r in conn.execute(sa.select(listing_t).where(listing_t.c.channel == channel.name))
+        .mappings()
+    }
+    inserts = []
+    for item in listings:
+        sku = channel.master_sku(item.channel_sku)
+        old = existing.get(item.channel_sku)
+        values = {"sku": sku, "managed": item.managed, "channel_quantity": item.quantity,
+                  "read_at": now}
+        if item.ref:
+            values["ref"] = item.ref
+        if old is None:
+            inserts.append({"channel": channel.name, "channel_sku": item.channel_sku,
+                            "ref": item.ref, **values})
+            found.new_skus.add(sku)
+            continue
+        if old["sku"] != sku:
+            found.new_skus.add(sku)
+        conn.execute(listing_t.update().where(listing_t.c.id == old["id"]).values(**values))
+        if old["last_pushed"] is None or item.quantity is None or not item.managed:
+            continue
+        if item.quantity != old["last_pushed"]:
+            found.mismatched.append(Drift(item.channel_sku, sku, item.quantity, old["last_pushed"]))
+        else:
+            found.in_line.append(item.channel_sku)
+    if inserts:
+        conn.execute(listing_t.insert(), inserts)
+    return found
+
+
+def accept_observed(conn: Connection, channel: str, drift: Sequence[Drift]) -> None:
+    """Take what the channel shows as its current quantity, so the plan corrects it."""
+    for d in drift:
+        conn.execute(listing_t.update().where(
+            listing_t.c.channel == channel, listing_t.c.channel_sku == d.channel_sku
+        ).values(last_pushed=d.observed))
+
+
+def unmapped(conn: Connection, channel: str) -> list[str]:
+    """Channel SKUs whose master SKU is neither in the ledger nor a kit."""
+    known = sa.union(sa.select(sku_t.c.sku), sa.select(kit_t.c.kit_sku)).subquery()
+    query = (
+        sa.select(listing_t.c.channel_sku)
+        .where(listing_t.c.channel == channel, listing_t.c.sku.not_in(sa.select(known.c[0])))
+        .order_by(listing_t.c.channel_sku)
+    )
+    return list(conn.execute(query).scalars())

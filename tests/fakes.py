@@ -1,0 +1,134 @@
+"""A fake channel for engine tests: behaves like a marketplace, in memory.
+
+It decrements its own quantity on a sale and restores it on cancel (like
+WooCommerce), pages its orders, and can be told to fail. Registered as channel
+type ``fake`` by the ``fake_registry`` fixture.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from channelsync.connector import (
+    Capabilities,
+    ChannelListing,
+    OrderLineSnapshot,
+    OrderPage,
+    PushItem,
+    PushResult,
+)
+from channelsync.errors import PermanentChannelError
+
+CHANNELS: dict[str, FakeChannel] = {}
+
+
+@dataclass
+class FakeOrder:
+    order_id: str
+    lines: list[tuple[str, int]]
+    status: str = "processing"
+    changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class FakeChannel:
+    name: str
+    quantities: dict[str, int] = field(default_factory=dict)
+    unowned: set[str] = field(default_factory=set)
+    orders: dict[str, FakeOrder] = field(default_factory=dict)
+    page_size: int = 2
+    pushes: list[list[PushItem]] = field(default_factory=list)
+    pulls: int = 0
+    fail_next: list[Exception] = field(default_factory=list)  # raised by the next API calls
+    refuse: set[str] = field(default_factory=set)  # SKUs whose pushes are refused
+    push_errors: list[Exception] = field(default_factory=list)  # raised by the next pushes
+    clock: Any = None
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock else datetime.now(UTC)
+
+    def sell(self, *lines: tuple[str, int]) -> str:
+        for sku, qty in lines:
+            if self.quantities.get(sku, 0) < qty:
+                raise ValueError(f"{self.name}: only {self.quantities.get(sku, 0)} of {sku}")
+        for sku, qty in lines:
+            self.quantities[sku] -= qty
+        order_id = f"{self.name}-{next(self._ids)}"
+        self.orders[order_id] = FakeOrder(order_id, list(lines), changed_at=self.now())
+        return order_id
+
+    def set_status(self, order_id: str, status: str) -> None:
+        order = self.orders[order_id]
+        if status == "cancelled" and order.status != "cancelled":
+            for sku, qty in order.lines:
+                self.quantities[sku] += qty
+        order.status = status
+        order.changed_at = self.now()
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+
+
+class FakeConnector:
+    class Settings(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="forbid")
+        token: SecretStr = SecretStr("fake-token")
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        push_batch_size=3, requests_per_second=1000, burst=1000, overlap=timedelta(seconds=30))
+
+    def __init__(self, name: str, settings: Any, *, endpoint: str = "") -> None:
+        self.channel = CHANNELS.setdefault(name, FakeChannel(name))
+
+    def pull_orders(self, since: datetime, page: str | None) -> OrderPage:
+        ch = self.channel
+        ch._maybe_fail()
+        ch.pulls += 1
+        changed = sorted((o for o in ch.orders.values() if o.changed_at >= since),
+                         key=lambda o: (o.changed_at, o.order_id))
+        start = int(page or 0)
+        chunk = changed[start:start + ch.page_size]
+        lines = [self._snapshot(o, i, sku, qty) for o in chunk
+                 for i, (sku, qty) in enumerate(o.lines)]
+        more = start + ch.page_size < len(changed)
+        resume = max((o.changed_at for o in chunk), default=None)
+        return OrderPage(lines, str(start + ch.page_size) if more else None, resume)
+
+    @staticmethod
+    def _snapshot(order: FakeOrder, i: int, sku: str, qty: int) -> OrderLineSnapshot:
+        shipped = qty if order.status == "completed" else 0
+        cancelled = qty if order.status == "cancelled" else 0
+        return OrderLineSnapshot(order.order_id, str(i), sku, qty, order.status,
+                                 order.changed_at, shipped=shipped, cancelled=cancelled)
+
+    def push_quantities(self, items: Sequence[PushItem]) -> list[PushResult]:
+        ch = self.channel
+        ch._maybe_fail()
+        if ch.push_errors:
+            raise ch.push_errors.pop(0)
+        ch.pushes.append(list(items))
+        results = []
+        for item in items:
+            if item.channel_sku in ch.refuse or item.channel_sku not in ch.quantities:
+                error = PermanentChannelError(f"refused {item.channel_sku}")
+                results.append(PushResult(item.channel_sku, False, error))
+                continue
+            ch.quantities[item.channel_sku] = item.quantity
+            results.append(PushResult(item.channel_sku, True, ref=f"ref-{item.channel_sku}"))
+        return results
+
+    def read_listings(self) -> Iterator[ChannelListing]:
+        self.channel._maybe_fail()
+        for sku, qty in sorted(self.channel.quantities.items()):
+            yield ChannelListing(sku, qty, managed=sku not in self.channel.unowned)
+
+    def close(self) -> None:
+        pass

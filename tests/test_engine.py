@@ -1,0 +1,294 @@
+"""The sync cycle against fake channels, on real SQLite and PostgreSQL ledgers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from channelsync import registry
+from channelsync.app import App
+from channelsync.config import Config, parse_config
+from channelsync.engine import SyncEngine
+from channelsync.errors import RetriableChannelError, ThrottledError
+from channelsync.planner import outbox_t
+from channelsync.stock import StockRow
+from tests import fakes
+from tests.ledger_helpers import check_invariants, open_conflicts
+
+BASE = """
+[database]
+url = "{url}"
+[daemon]
+push_attempts = 2
+retry_attempts = 3
+retry_max_wait = 5
+[[channel]]
+name = "a"
+type = "fake"
+[[channel]]
+name = "b"
+type = "fake"
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float = 1) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def fake_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")
+    registry.load_connector.cache_clear()
+    fakes.CHANNELS.clear()
+    yield
+    registry.load_connector.cache_clear()
+    fakes.CHANNELS.clear()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make(engine: Engine, clock: Clock, extra: str = "") -> tuple[SyncEngine, Config]:
+    url = engine.url.render_as_string(hide_password=False)
+    config = parse_config(BASE.format(url=url) + extra, env={})
+    sleeps: list[float] = []
+    sync = SyncEngine(config, engine, clock=clock, sleep=sleeps.append)
+    sync.sleeps = sleeps  # type: ignore[attr-defined]
+    for name in ("a", "b"):
+        fakes.CHANNELS.setdefault(name, fakes.FakeChannel(name, clock=clock))
+    return sync, config
+
+
+def set_stock(engine: Engine, config: Config, clock: Clock | None = None, **skus: int) -> None:
+    app = App(config, clock=clock or Clock())
+    app.__dict__["db"] = engine  # share the test's engine
+    app.set_stock([StockRow(s, q) for s, q in skus.items()], reason="count")
+
+
+def test_first_sync_discovers_listings_and_pushes_targets(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
+    a.quantities.update(MUG=0, LID=0, GHOST=3)
+    b.quantities.update(MUG=9)
+    set_stock(engine, config, clock, MUG=5, LID=2)
+    reports = sync.sync()
+    assert a.quantities == {"MUG": 5, "LID": 2, "GHOST": 3}  # GHOST maps to nothing
+    assert b.quantities == {"MUG": 5}
+    assert reports[0].unmapped == ["GHOST"]
+    assert not any(r.error for r in reports)
+
+
+def test_a_sale_on_one_channel_lowers_the_others(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
+    a.quantities["MUG"] = b.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=3)
+    sync.sync()
+    clock.tick()
+    a.sell(("MUG", 2))
+    clock.tick()
+    sync.sync()
+    assert a.quantities["MUG"] == b.quantities["MUG"] == 1
+    clock.tick()
+    order = a.sell(("MUG", 1))
+    clock.tick()
+    sync.sync()
+    assert a.quantities["MUG"] == b.quantities["MUG"] == 0
+    clock.tick()
+    a.set_status(order, "cancelled")
+    clock.tick()
+    sync.sync()
+    assert a.quantities["MUG"] == b.quantities["MUG"] == 1
+    check_invariants(engine)
+
+
+def test_the_last_unit_sold_on_both_channels_raises_one_conflict(
+    engine: Engine, clock: Clock
+) -> None:
+    sync, config = make(engine, clock)
+    a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
+    a.quantities["MUG"] = b.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=1)
+    sync.sync()
+    clock.tick()
+    order_a, order_b = a.sell(("MUG", 1)), b.sell(("MUG", 1))
+    clock.tick()
+    sync.sync()
+    sync.sync()
+    (conflict,) = open_conflicts(engine, "oversell")
+    assert {o["order_id"] for o in conflict["detail"]["orders"]} == {order_a, order_b}
+    assert a.quantities["MUG"] == b.quantities["MUG"] == 0
+
+
+def test_nothing_changed_means_nothing_pushed(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    fakes.CHANNELS["a"].quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync()
+    pushes = len(fakes.CHANNELS["a"].pushes)
+    clock.tick()
+    sync.sync()
+    assert len(fakes.CHANNELS["a"].pushes) == pushes
+
+
+def test_pushes_go_in_batches_of_the_connector_size(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    skus = {f"S{i}": i + 1 for i in range(7)}
+    fakes.CHANNELS["a"].quantities.update({s: 0 for s in skus})
+    set_stock(engine, config, clock, **skus)
+    sync.sync(["a"])
+    assert [len(batch) for batch in fakes.CHANNELS["a"].pushes] == [3, 3, 1]
+
+
+def test_an_increase_waits_for_a_pull_after_the_last_push(engine: Engine, clock: Clock) -> None:
+    from channelsync.pushing import echo_safe
+
+    pushed_at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    row = {"last_pushed": 3, "last_pushed_at": pushed_at, "target": 5}
+    assert not echo_safe(row, pushed_at - timedelta(seconds=1))
+    assert echo_safe(row, pushed_at + timedelta(seconds=1))
+    assert echo_safe({**row, "target": 2}, None)  # decreases go at once
+
+
+def test_throttling_is_retried_honouring_retry_after(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=2)
+    a.fail_next = [ThrottledError("slow down", retry_after=4.0)]
+    reports = sync.sync(["a"])
+    assert not reports[0].error
+    assert 4.0 <= sync.sleeps[0] <= 5.0  # type: ignore[attr-defined]
+    assert a.quantities["MUG"] == 2
+
+
+def test_a_failing_channel_does_not_stop_the_others(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
+    a.quantities["MUG"] = b.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=2)
+    a.fail_next = [RetriableChannelError("down")] * 3
+    reports = sync.sync()
+    assert "down" in reports[0].error
+    assert b.quantities["MUG"] == 2
+    from channelsync.reports import status
+
+    with engine.connect() as conn:
+        channels = {c["name"]: c for c in status(conn, config, clock())["channels"]}
+    assert "down" in channels["a"]["last_error"]
+
+
+def test_a_refused_push_becomes_a_conflict(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities.update(MUG=0, LID=0)
+    a.refuse.add("LID")
+    set_stock(engine, config, clock, MUG=2, LID=3)
+    sync.sync(["a"])
+    (conflict,) = open_conflicts(engine, "push_failed")
+    assert conflict["subject"] == "a:LID"
+    assert a.quantities["MUG"] == 2
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(outbox_t)).mappings().one()
+    assert row["target"] == 3 and row["attempts"] >= 1
+
+
+def test_push_that_keeps_failing_becomes_a_conflict(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock, "")
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=2)
+    sync.sync(["a"])  # discovers, pushes 2
+    set_stock(engine, config, clock, MUG=1)
+    for attempt in range(2):
+        assert open_conflicts(engine, "push_failed") == [], attempt
+        a.push_errors = [RetriableChannelError("boom")] * 3  # every retry of this cycle fails
+        clock.tick(3600)
+        sync.sync(["a"], read_back=False)
+    assert a.quantities["MUG"] == 2
+    assert [c["subject"] for c in open_conflicts(engine, "push_failed")] == ["a:MUG"]
+
+
+def test_drift_on_read_back_is_a_conflict_and_corrected(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync(["a"])
+    a.quantities["MUG"] = 40  # someone edited it on the channel
+    clock.tick()
+    report = sync.sync(["a"])[0]
+    assert report.drift == 1
+    (conflict,) = open_conflicts(engine, "drift")
+    assert conflict["detail"] == {"observed": 40, "expected": 4}
+    assert a.quantities["MUG"] == 4
+    clock.tick()
+    sync.sync(["a"])
+    assert open_conflicts(engine, "drift") == []
+
+
+def test_rules_shape_the_targets(engine: Engine, clock: Clock) -> None:
+    extra = """
+[rules]
+buffer = 1
+[[rule]]
+sku = "MUG"
+channel = "b"
+percent = 50
+max_quantity = 3
+[[rule]]
+sku = "LID"
+sync = false
+[[kit]]
+sku = "SET"
+components = { MUG = 2, LID = 1 }
+"""
+    sync, config = make(engine, clock, extra)
+    a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
+    a.quantities.update(MUG=0, LID=0, SET=0)
+    b.quantities.update(MUG=0, LID=7)
+    set_stock(engine, config, clock, MUG=11, LID=4)
+    sync.sync()
+    assert a.quantities == {"MUG": 10, "LID": 0, "SET": 3}  # LID: sync off, untouched
+    assert b.quantities == {"MUG": 3, "LID": 7}  # floor(11 * 50%) - 1 = 4, capped at 3
+
+
+def test_unowned_stock_is_never_written(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities.update(MUG=0, FBA=12)
+    a.unowned.add("FBA")
+    set_stock(engine, config, clock, MUG=2, FBA=1)
+    sync.sync(["a"])
+    assert a.quantities["FBA"] == 12
+    assert all(i.channel_sku != "FBA" for batch in a.pushes for i in batch)
+
+
+def test_orders_for_unknown_skus_apply_once_the_sku_exists(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities.update(NEW=5)
+    sync.sync(["a"])
+    clock.tick()
+    a.sell(("NEW", 2))
+    clock.tick()
+    assert sync.sync(["a"])[0].apply.pending == 1
+    assert len(open_conflicts(engine, "unknown_sku")) == 1
+    set_stock(engine, config, clock, NEW=10)
+    assert open_conflicts(engine, "unknown_sku") == []
+    sync.sync(["a"])
+    assert a.quantities["NEW"] == 8
+    check_invariants(engine)
