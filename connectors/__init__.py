@@ -1,0 +1,1 @@
+"""Built-in channel connectors (see ``channelsync.registry``)."""

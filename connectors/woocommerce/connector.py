@@ -1,0 +1,389 @@
+"""WooCommerce (REST API v3) connector.
+
+Orders come from ``GET /orders`` sorted by modification time; quantities go out through the
+product and variation batch endpoints; listings are read from ``/products`` and each variable
+product's ``/variations``. A listing's ``ref`` is ``"<product id>"`` for a product and
+``"<parent id>/<variation id>"`` for a variation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal, TypeGuard
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from channelsync.connector import (
+    BadRecord,
+    Capabilities,
+    ChannelListing,
+    OrderLineSnapshot,
+    OrderPage,
+    PushItem,
+    PushResult,
+)
+from channelsync.errors import ConfigError, PermanentChannelError
+from connectors._http import JsonApi, JsonResponse, redact
+from connectors.woocommerce.auth import OAuth1QueryAuth, SignatureMethod
+
+API_PATH = "/wp-json/wc/v3"
+PER_PAGE = 100
+BATCH_LIMIT = 100  # create + update + delete per batch request
+TOTAL_PAGES = "X-WP-TotalPages"
+# WooCommerce has no rate limit of its own; this is what a modest WordPress host takes.
+REQUESTS_PER_SECOND = 2.0
+BURST = 5
+
+# modified_after without an offset: with dates_are_gmt=true WordPress compares it with the GMT
+# column as written, while a value with "Z" is first converted to the site's own time zone.
+ORDER_QUERY: dict[str, str | int] = {
+    "dates_are_gmt": "true",
+    "orderby": "modified",
+    "order": "asc",
+    "per_page": PER_PAGE,
+}
+
+Outcome = Literal["open", "shipped", "cancelled", "ignore"]
+STATUS_OUTCOME: dict[str, Outcome] = {
+    "pending": "open",
+    "on-hold": "open",
+    "processing": "open",
+    "completed": "shipped",
+    "cancelled": "cancelled",
+    "failed": "cancelled",
+    "refunded": "cancelled",  # the ledger never un-ships: a refund after shipping changes nothing
+    "checkout-draft": "ignore",
+}
+
+_PAGE_TOKEN = re.compile(r"[1-9][0-9]{0,8}")
+_REF = re.compile(r"(?:([1-9][0-9]*)/)?([1-9][0-9]*)")
+
+
+class WooCommerceSettings(BaseModel):
+    """The keys a ``type = "woocommerce"`` channel block takes besides the common ones."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    consumer_key: SecretStr = Field(min_length=1)
+    consumer_secret: SecretStr = Field(min_length=1)
+    timeout: float = Field(default=30, gt=0)
+    verify_tls: bool = True
+    signature_method: SignatureMethod = "HMAC-SHA256"
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A push item with its resolved address."""
+
+    item: PushItem
+    ref: str
+    product_id: int
+    parent_id: int | None
+
+
+class WooCommerceConnector:
+    """Speaks WooCommerce's REST API v3 for one store."""
+
+    Settings: ClassVar[type[WooCommerceSettings]] = WooCommerceSettings
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        push_batch_size=BATCH_LIMIT,
+        requests_per_second=REQUESTS_PER_SECOND,
+        burst=BURST,
+        compare_and_set=False,
+        webhooks=True,
+        overlap=timedelta(minutes=2),
+    )
+    emulator: ClassVar[str] = "connectors.woocommerce.emulator:WooCommerceEmulator"
+
+    def __init__(
+        self,
+        name: str,
+        settings: WooCommerceSettings,
+        endpoint: str = "",
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.endpoint = _store_url(name, endpoint)
+        self._refs: dict[str, str] = {}  # channel SKU -> ref, filled by lookups
+        self._log = logging.getLogger(f"{__name__}.{name}")
+        self._api = JsonApi(
+            name,
+            self.endpoint + API_PATH,
+            auth=_auth(self.endpoint, settings),
+            timeout=settings.timeout,
+            verify=settings.verify_tls,
+            transport=transport,
+            secrets=_secret_values(settings),
+        )
+
+    def __repr__(self) -> str:
+        return f"WooCommerceConnector(name={self.name!r}, endpoint={self.endpoint!r})"
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def pull_orders(self, since: datetime, page: str | None) -> OrderPage:
+        number = self._page_number(page)
+        params = {**ORDER_QUERY, "modified_after": _wc_time(since), "page": number}
+        response = self._api.get_list("/orders", params)
+        lines: list[OrderLineSnapshot] = []
+        bad: list[BadRecord] = []
+        changed: list[datetime] = []
+        for raw in response.body:
+            order_lines, order_bad, changed_at = _parse_order(raw)
+            lines += order_lines
+            bad += order_bad
+            changed += [changed_at] if changed_at else []
+        self._log.debug("orders page %d: %d lines, %d bad", number, len(lines), len(bad))
+        return OrderPage(lines, _next_page(response, number), max(changed, default=None), bad)
+
+    # -- listings -------------------------------------------------------------------------
+
+    def read_listings(self) -> Iterator[ChannelListing]:
+        for product in self._all_pages("/products"):
+            if (listing := self._listing(product, parent_id=None)) is not None:
+                yield listing
+            if product.get("type") == "variable" and _is_id(product.get("id")):
+                parent = product["id"]
+                for variation in self._all_pages(f"/products/{parent}/variations"):
+                    if (listing := self._listing(variation, parent_id=parent)) is not None:
+                        yield listing
+
+    def _all_pages(self, path: str) -> Iterator[dict[str, Any]]:
+        number: int | None = 1
+        while number is not None:
+            response = self._api.get_list(path, {"per_page": PER_PAGE, "page": number})
+            yield from (item for item in response.body if isinstance(item, dict))
+            token = _next_page(response, number)
+            number = int(token) if token else None
+
+    def _listing(self, raw: dict[str, Any], parent_id: int | None) -> ChannelListing | None:
+        sku = raw.get("sku")
+        if not isinstance(sku, str) or not sku or not _is_id(raw.get("id")):
+            return None
+        quantity = raw.get("stock_quantity")
+        managed = raw.get("manage_stock") is True  # False, or "parent" for a variation
+        if not managed or not _is_int(quantity):
+            quantity = None
+        return ChannelListing(sku, quantity, ref=_ref(raw["id"], parent_id))
+
+    # -- pushing --------------------------------------------------------------------------
+
+    def push_quantities(self, items: Sequence[PushItem]) -> list[PushResult]:
+        results: dict[int, PushResult] = {}
+        targets: dict[int, _Target] = {}
+        for index, item in enumerate(items):
+            outcome = self._resolve(item)
+            if isinstance(outcome, PushResult):
+                results[index] = outcome
+            else:
+                targets[index] = outcome
+        for path, chunk in _batches(targets):
+            results.update(self._send_batch(path, chunk))
+        return [results[index] for index in range(len(items))]
+
+    def _resolve(self, item: PushItem) -> _Target | PushResult:
+        sku = item.channel_sku
+        if item.quantity < 0:
+            return self._failed(item, f"negative quantity {item.quantity} for {sku!r} not sent")
+        ref = item.ref or self._lookup(sku)
+        if ref is None:
+            return self._failed(item, f"no product with sku {sku!r}")
+        match = _REF.fullmatch(ref)
+        if match is None:
+            return self._failed(item, f"invalid WooCommerce ref {ref!r} for {sku!r}")
+        parent = int(match.group(1)) if match.group(1) else None
+        return _Target(item, ref, int(match.group(2)), parent)
+
+    def _lookup(self, sku: str) -> str | None:
+        """The ref of the product or variation with this SKU, remembered for later pushes."""
+        if sku not in self._refs:
+            found = _find_sku(self._api.get_list("/products", {"sku": sku}).body, sku)
+            if found is not None:
+                self._refs[sku] = found
+        return self._refs.get(sku)
+
+    def _send_batch(self, path: str, chunk: list[tuple[int, _Target]]) -> dict[int, PushResult]:
+        update = [
+            {"id": t.product_id, "stock_quantity": t.item.quantity, "manage_stock": True}
+            for _, t in chunk
+        ]
+        response = self._api.post_dict(path, {"update": update})
+        answers = response.body.get("update")
+        if not isinstance(answers, list) or len(answers) != len(chunk):
+            raise self._api.malformed(f"POST {path}", str(response.body), response.status)
+        return {
+            index: self._outcome(target, answer)
+            for (index, target), answer in zip(chunk, answers, strict=True)
+        }
+
+    def _outcome(self, target: _Target, answer: Any) -> PushResult:
+        sku = target.item.channel_sku
+        if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+            self._refs.pop(sku, None)  # a remembered ref may be stale: look it up next time
+            return self._failed(target.item, _rejection(sku, answer["error"]), ref=target.ref)
+        if not isinstance(answer, dict) or answer.get("id") != target.product_id:
+            message = f"{sku!r}: the batch answer does not match product {target.product_id}"
+            return self._failed(target.item, message, ref=target.ref)
+        return PushResult(sku, ok=True, ref=target.ref)
+
+    def _failed(self, item: PushItem, message: str, ref: str = "") -> PushResult:
+        error = PermanentChannelError(message, channel=self.name)
+        return PushResult(item.channel_sku, ok=False, error=error, ref=ref)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _page_number(self, token: str | None) -> int:
+        if token is None:
+            return 1
+        if not _PAGE_TOKEN.fullmatch(token):
+            raise PermanentChannelError(f"invalid page token {token!r}", channel=self.name)
+        return int(token)
+
+    def close(self) -> None:
+        self._api.close()
+
+
+# -- mapping helpers (pure functions) -------------------------------------------------------
+
+
+def _parse_order(raw: Any) -> tuple[list[OrderLineSnapshot], list[BadRecord], datetime | None]:
+    """An order's line snapshots, its unusable records and its modification time."""
+    if not isinstance(raw, dict) or not _is_id(raw.get("id")):
+        return [], [BadRecord("order without an id", "?", raw)], None
+    key = str(raw["id"])
+    changed_at = _parse_time(raw.get("date_modified_gmt"))
+    status, items = raw.get("status"), raw.get("line_items")
+    if changed_at is None:
+        return [], [BadRecord("order without a valid date_modified_gmt", key, raw)], None
+    if not isinstance(items, list):
+        return [], [BadRecord("order without line_items", key, raw)], changed_at
+    if status not in STATUS_OUTCOME:
+        return [], [BadRecord(f"unknown order status {status!r}", key, raw)], changed_at
+    parsed = [_parse_line(key, status, changed_at, item) for item in items]
+    lines = [p for p in parsed if isinstance(p, OrderLineSnapshot)]
+    return lines, [p for p in parsed if isinstance(p, BadRecord)], changed_at
+
+
+def _parse_line(
+    order_id: str, status: str, changed_at: datetime, raw: Any
+) -> OrderLineSnapshot | BadRecord:
+    if not isinstance(raw, dict) or not _is_id(raw.get("id")):
+        return BadRecord("line item without an id", f"{order_id}/?", raw)
+    key = f"{order_id}/{raw['id']}"
+    sku, quantity = raw.get("sku"), raw.get("quantity")
+    if not isinstance(sku, str) or not sku.strip():
+        return BadRecord("line item without a sku", key, raw)
+    if not _is_int(quantity) or quantity < 0:
+        return BadRecord(f"line item quantity {quantity!r} is not a whole number >= 0", key, raw)
+    outcome = STATUS_OUTCOME[status]
+    return OrderLineSnapshot(
+        order_id=order_id,
+        line_id=str(raw["id"]),
+        channel_sku=sku,
+        ordered=quantity,
+        status=status,
+        changed_at=changed_at,
+        shipped=quantity if outcome == "shipped" else 0,
+        cancelled=quantity if outcome == "cancelled" else 0,
+        ignore=outcome == "ignore",
+    )
+
+
+def _find_sku(products: list[Any], sku: str) -> str | None:
+    """The ref of the exact match (the API splits the sku parameter on commas)."""
+    for product in products:
+        if isinstance(product, dict) and product.get("sku") == sku and _is_id(product.get("id")):
+            parent = product.get("parent_id")  # set on variations, 0 on products
+            return _ref(product["id"], parent if _is_id(parent) else None)
+    return None
+
+
+def _rejection(sku: str, error: dict[str, Any]) -> str:
+    text = f"{error.get('code', '')}: {error.get('message', '')}"
+    return f"{sku!r} rejected by WooCommerce: {redact(text[:200])}"
+
+
+def _next_page(response: JsonResponse, number: int) -> str | None:
+    total = response.headers.get(TOTAL_PAGES, "")
+    if total.isascii() and total.isdigit():
+        return str(number + 1) if number < int(total) else None
+    # No header (a proxy dropped it): a full page may have a successor.
+    return str(number + 1) if len(response.body) >= PER_PAGE else None
+
+
+def _batches(targets: dict[int, _Target]) -> Iterator[tuple[str, list[tuple[int, _Target]]]]:
+    """Batch endpoints and their items: products first, then each parent's variations."""
+    groups: dict[int | None, list[tuple[int, _Target]]] = {None: []}
+    for index, target in targets.items():
+        groups.setdefault(target.parent_id, []).append((index, target))
+    for parent, members in groups.items():
+        path = "/products/batch" if parent is None else f"/products/{parent}/variations/batch"
+        for start in range(0, len(members), BATCH_LIMIT):
+            yield path, members[start : start + BATCH_LIMIT]
+
+
+def _wc_time(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _ref(product_id: int, parent_id: int | None) -> str:
+    return f"{parent_id}/{product_id}" if parent_id else str(product_id)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_id(value: object) -> TypeGuard[int]:
+    return _is_int(value) and value > 0
+
+
+def _store_url(name: str, endpoint: str) -> str:
+    where = f"channel {name!r}: endpoint"
+    if not endpoint:
+        raise ConfigError([f"{where}: required, the store's URL (e.g. https://shop.example)"])
+    try:
+        url = httpx.URL(endpoint)
+    except httpx.InvalidURL as exc:
+        raise ConfigError([f"{where}: not a valid URL"]) from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError([f"{where}: must be an http:// or https:// URL with a host"])
+    if url.userinfo:
+        raise ConfigError([f"{where}: must not carry credentials; use consumer_key/secret"])
+    if url.query or url.fragment:
+        raise ConfigError([f"{where}: must not have a query or fragment"])
+    return endpoint.rstrip("/")
+
+
+def _secret_values(settings: WooCommerceSettings) -> list[str]:
+    """What must never appear in a message: masked wherever the HTTP layer quotes text."""
+    return [settings.consumer_key.get_secret_value(), settings.consumer_secret.get_secret_value()]
+
+
+def _auth(store_url: str, settings: WooCommerceSettings) -> httpx.Auth:
+    """HTTP Basic over HTTPS; over plain HTTP WooCommerce only accepts OAuth 1.0a signatures."""
+    key, secret = settings.consumer_key, settings.consumer_secret
+    if store_url.startswith("https://"):
+        return httpx.BasicAuth(key.get_secret_value(), secret.get_secret_value())
+    return OAuth1QueryAuth(key, secret, settings.signature_method)
+
+
+__all__ = ["WooCommerceConnector", "WooCommerceSettings"]
