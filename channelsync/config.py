@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,7 @@ class Config:
     kits: tuple[KitConfig, ...]
     sku_rules: tuple[SkuRule, ...]
     source: str = ""
+    warnings: tuple[str, ...] = ()  # e.g. environment variables not set, when not required
 
     def channel(self, name: str) -> ChannelConfig:
         for channel in self.channels:
@@ -130,44 +131,59 @@ def find_config(explicit: str | Path | None, env: Mapping[str, str]) -> Path:
     return local if local.exists() else SYSTEM_CONFIG
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, *, require_env: bool = True
+) -> Config:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], str(path)) from exc
-    return parse_config(text, source=str(path), env=os.environ if env is None else env)
+    return parse_config(text, source=str(path), env=os.environ if env is None else env,
+                        require_env=require_env)
 
 
-def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str]) -> Config:
+def parse_config(
+    text: str, *, source: str = "<config>", env: Mapping[str, str], require_env: bool = True
+) -> Config:
+    """Parse and validate. ``require_env=False`` turns unset ``${VAR}`` into warnings."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], source) from exc
     problems: list[str] = []
-    raw = _expand_env(raw, env, "", problems)
+    unset: list[str] = []
+    raw = _expand_env(raw, env, "", unset)
+    if require_env:
+        problems += unset
     config = _build(raw, env, problems)
     if problems or config is None:
         raise ConfigError(problems, source)
-    return Config(**{**config.__dict__, "source": source})
+    return replace(config, source=source, warnings=tuple(unset))
 
 
-def _expand_env(value: Any, env: Mapping[str, str], where: str, problems: list[str]) -> Any:
+def _expand_env(value: Any, env: Mapping[str, str], where: str, unset: list[str]) -> Any:
     if isinstance(value, str):
 
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env:
-                problems.append(f"{where}: environment variable {name} is not set")
-                return ""
+                unset.append(f"{where}: environment variable {name} is not set")
+                return match.group(0)  # left as written, so nothing else trips over it
             return env[name]
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _expand_env(v, env, _join(where, k), problems) for k, v in value.items()}
+        return {k: _expand_env(v, env, _join(where, k), unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, env, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return [_expand_env(v, env, _item(where, i, v), unset) for i, v in enumerate(value)]
     return value
+
+
+def _item(where: str, index: int, value: Any) -> str:
+    """``channel[0] (shop)``: the index, and the name where the table has one."""
+    name = value.get("name") if isinstance(value, dict) else None
+    return f"{where}[{index}] ({name})" if isinstance(name, str) else f"{where}[{index}]"
 
 
 def _join(where: str, key: object) -> str:
@@ -208,12 +224,14 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> 
     daemon = _validate(DaemonConfig, raw.get("daemon"), "daemon", problems)
     alerts = _validate(AlertsConfig, raw.get("alerts"), "alerts", problems)
     rules = _validate(RuleFields, raw.get("rules"), "rules", problems)
-    channels = _channels(_table_list(raw, "channel", problems), problems)
+    blocks = _table_list(raw, "channel", problems)
+    channels = _channels(blocks, problems)
     kits = [_validate(KitConfig, k, f"kit[{i}]", problems) for i, k in enumerate(
         _table_list(raw, "kit", problems))]
     sku_rules = [_validate(SkuRule, r, f"rule[{i}]", problems) for i, r in enumerate(
         _table_list(raw, "rule", problems))]
-    _cross_check(channels, [k for k in kits if k], [r for r in sku_rules if r], problems)
+    names = [b["name"] for b in blocks if isinstance(b, dict) and isinstance(b.get("name"), str)]
+    _cross_check(names, [k for k in kits if k], [r for r in sku_rules if r], problems)
     if problems:
         return None
     return Config(database, daemon, alerts, rules, tuple(channels), tuple(kits), tuple(sku_rules))
@@ -232,35 +250,31 @@ def _channels(blocks: list[Any], problems: list[str]) -> list[ChannelConfig]:
 
     channels: list[ChannelConfig] = []
     for i, block in enumerate(blocks):
-        where = f"channel[{i}]"
+        where = _item("channel", i, block)
         if not isinstance(block, dict):
             problems.append(f"{where}: must be a table")
             continue
-        if isinstance(block.get("name"), str):
-            where = f"channel[{i}] ({block['name']})"
         common = {k: v for k, v in block.items() if k in _COMMON_CHANNEL_KEYS}
         extra = {k: v for k, v in block.items() if k not in _COMMON_CHANNEL_KEYS}
         channel = _validate(ChannelConfig, common, where, problems)
-        if channel is None:
-            continue
-        try:
-            factory = load_connector(channel.type)
-        except ChannelSyncError as exc:
-            problems.append(f"{where}.type: {exc}")
-            continue
-        settings = _validate(factory.Settings, extra, where, problems)
-        if settings is not None:
+        factory = None
+        if isinstance(block.get("type"), str):
+            try:
+                factory = load_connector(block["type"])
+            except ChannelSyncError as exc:
+                problems.append(f"{where}.type: {exc}")
+        settings = _validate(factory.Settings, extra, where, problems) if factory else None
+        if channel is not None and settings is not None:
             channels.append(channel.model_copy(update={"settings": settings}))
     return channels
 
 
 def _cross_check(
-    channels: list[ChannelConfig],
+    names: list[str],
     kits: list[KitConfig],
     sku_rules: list[SkuRule],
     problems: list[str],
 ) -> None:
-    names = [c.name for c in channels]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"channel: the name {name!r} is used more than once")
     kit_skus = [k.sku for k in kits]
