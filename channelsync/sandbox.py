@@ -1,0 +1,436 @@
+"""Base for channel emulators: a loopback HTTP server with the shared `/_sandbox/` control API.
+
+A subclass speaks one channel's wire protocol: it declares its routes with `@route(...)` and
+implements the state hooks at the bottom of `Emulator`. This module owns the server, routing,
+fault injection (429s, 5xx and latency, on the channel API only) and request statistics.
+Every handler runs under one re-entrant lock, so subclasses keep plain dicts as state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, ClassVar, Self, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["BadRequest", "Conflict", "Emulator", "NotFound", "Raw", "Request", "Response",
+           "Route", "SandboxError", "route"]
+
+logger = logging.getLogger(__name__)
+
+
+class SandboxError(Exception):
+    """A refused request; `code` and `data` let a channel shape its own error body."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "", data: Any = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.data = message, code, data
+        self.status = status or type(self).status
+
+
+class BadRequest(SandboxError):
+    status = 400
+
+
+class NotFound(SandboxError):
+    status = 404
+
+
+class Conflict(SandboxError):
+    status = 409
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A non-JSON response body (an HTML error page from a proxy, say)."""
+
+    content: bytes
+    content_type: str = "text/html; charset=UTF-8"
+
+
+Response = tuple[int, Any, Mapping[str, str]]
+"""(status, JSON-able body or Raw, extra headers)"""
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)  # named groups of the route's regex
+    query_string: str = ""  # raw, as sent (for signature checks)
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """The first value of a query parameter."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequest(f"Invalid JSON body passed: {exc}.", code="rest_invalid_json") from exc
+
+
+Handler = Callable[[Any, Request], Response]
+_H = TypeVar("_H", bound=Handler)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    operation: str  # the key under which /_sandbox/stats counts its requests
+
+
+def route(method: str, pattern: str, operation: str) -> Callable[[_H], _H]:
+    """Declare a channel API route on an Emulator method; `pattern` must match the whole path.
+
+    Stack several `@route` lines to serve one handler on several methods or paths.
+    """
+
+    def mark(handler: _H) -> _H:
+        marks: list[tuple[str, str, str]] = handler.__dict__.setdefault("_sandbox_routes", [])
+        marks.append((method.upper(), pattern, operation))
+        return handler
+
+    return mark
+
+
+@dataclass
+class _Faults:
+    throttle_rate: float = 0.0
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    retry_after: int = 1  # seconds, sent as Retry-After with every injected 429
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    emulator: Emulator
+
+
+class Emulator:
+    """Base class of every channel emulator.
+
+    A subclass sets `channel_type`, declares its API with `@route`, implements the state hooks
+    (`set_listing`, `listings`, `place_order`, `cancel_order`, `ship_order`, `reset`; called
+    under `self.lock`) and reshapes the response hooks into its channel's wire format.
+    """
+
+    channel_type: ClassVar[str] = ""
+    routes: ClassVar[tuple[Route, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found = list(cls.routes)
+        for member in vars(cls).values():
+            for method, pattern, op in getattr(member, "_sandbox_routes", ()):
+                found.append(Route(method, re.compile(pattern), member, op))
+        cls.routes = tuple(found)
+
+    def __init__(
+        self, *, seed: int | None = None, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.lock = threading.RLock()
+        self.rng = random.Random(seed)  # draws faults only, so a seed replays the same faults
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self._seed = seed
+        self._faults = _Faults()
+        self._requests: Counter[str] = Counter()  # per operation name
+        self._counters: Counter[str] = Counter()  # throttled, errors, items_updated
+        self._server: _Server | None = None
+        self._host = "127.0.0.1"
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serve in a daemon thread; returns the bound port (0 asks for any free port)."""
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        self._server = _Server((host, port), _Handler)
+        self._host = host
+        self._server.emulator = self
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True, name=f"sandbox-{self.channel_type}")
+        self._thread.start()
+        return self.port
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Block until `stop()` or Ctrl-C (for the CLI), starting the server if needed."""
+        if self._server is None:
+            self.start(host, port)
+        thread = self._thread
+        try:
+            while thread is not None and thread.is_alive():
+                thread.join(0.5)  # short waits, so that Ctrl-C gets through
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Self:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request; never raises (an unexpected failure becomes a 500)."""
+        try:
+            if request.path == "/_sandbox" or request.path.startswith("/_sandbox/"):
+                return self._control(request)
+            return self._channel(request)
+        except Exception as exc:  # a bug in a handler must not take the server down
+            logger.exception("emulator failed on %s %s", request.method, request.path)
+            return 500, {"error": f"emulator error: {exc!r}"}, {}
+
+    def _match(self, request: Request) -> Route | None:
+        for candidate in self.routes:
+            match = candidate.pattern.fullmatch(request.path)
+            if match and candidate.method == request.method:
+                request.params = match.groupdict()
+                return candidate
+        return None
+
+    def _channel(self, request: Request) -> Response:
+        matched = self._match(request)
+        with self.lock:
+            self._requests[matched.operation if matched else "<unmatched>"] += 1
+            faults, draw, kind = self._faults, self.rng.random(), self.rng.random()
+            throttled = matched is not None and draw < faults.throttle_rate
+            failed = matched is not None and not throttled and (
+                draw < faults.throttle_rate + faults.error_rate)
+            self._counters.update(throttled=int(throttled), errors=int(failed))
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
+        if throttled:
+            status, body, headers = self.throttle_response()
+            return status, body, {**headers, "Retry-After": str(faults.retry_after)}
+        if failed:
+            return self.server_error_response(kind)
+        with self.lock:
+            try:
+                if matched is None:
+                    return self.no_route_response(request)
+                denied = self.authenticate(request)
+                return denied if denied is not None else matched.handler(self, request)
+            except SandboxError as err:
+                return self.channel_error_response(err)
+
+    def count_items_updated(self, n: int = 1) -> None:
+        with self.lock:
+            self._counters["items_updated"] += n
+
+    # -- control API (/_sandbox/) ----------------------------------------------------------
+
+    _ORDER_ACTION = re.compile(r"/_sandbox/orders/(?P<id>[^/]+)/(?P<action>cancel|ship)")
+
+    def _control(self, request: Request) -> Response:
+        key = (request.method, request.path.rstrip("/"))
+        action = self._ORDER_ACTION.fullmatch(key[1])
+        try:
+            with self.lock:
+                if key == ("POST", "/_sandbox/listings"):
+                    self._post_listing(request.json())
+                    return 200, {"listings": self.listings()}, {}
+                if key == ("GET", "/_sandbox/listings"):
+                    return 200, {"listings": self.listings()}, {}
+                if key == ("POST", "/_sandbox/orders"):
+                    body = request.json()
+                    lines = body.get("lines") if isinstance(body, dict) else None
+                    if not isinstance(lines, list) or not lines:
+                        raise BadRequest('an order needs "lines": [{"sku": "MUG", "quantity": 1}]')
+                    order = [_sku_quantity(line, minimum=1) for line in lines]
+                    return 201, {"order_id": str(self.place_order(order))}, {}
+                if action and request.method == "POST":
+                    hook = self.cancel_order if action["action"] == "cancel" else self.ship_order
+                    return 200, {"order_id": action["id"], **hook(action["id"])}, {}
+                if key == ("POST", "/_sandbox/faults"):
+                    return 200, self._set_faults(request.json()), {}
+                if key == ("GET", "/_sandbox/stats"):
+                    return 200, self.stats(), {}
+                if key == ("POST", "/_sandbox/reset"):
+                    self.reset_all()
+                    return 200, {"reset": True}, {}
+            raise NotFound(f"no sandbox route {request.method} {request.path}")
+        except SandboxError as err:
+            return err.status, {"error": err.message, "status": err.status}, {}
+
+    def _post_listing(self, body: Any) -> None:
+        sku, quantity = _sku_quantity(body, minimum=0)
+        extra = {k: v for k, v in body.items() if k not in ("sku", "quantity")}
+        self.set_listing(sku, quantity, extra)
+
+    def _set_faults(self, body: Any) -> dict[str, Any]:
+        """The body replaces the whole fault configuration: omitted fields go back to 0."""
+        if not isinstance(body, dict):
+            raise BadRequest("faults must be a JSON object")
+        faults = _Faults(throttle_rate=_number(body, "throttle_rate", 1.0),
+                         error_rate=_number(body, "error_rate", 1.0),
+                         latency_ms=_number(body, "latency_ms", 60_000.0),
+                         retry_after=int(_number(body, "retry_after", 3600.0, default=1)))
+        if faults.throttle_rate + faults.error_rate > 1:
+            raise BadRequest('"throttle_rate" + "error_rate" must not exceed 1')
+        seed = body.get("seed")
+        if seed is not None:
+            self.rng.seed(_integer(seed, '"seed"'))
+        self._faults = faults
+        return {**vars(faults), "seed": seed}
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            names = ("throttled", "errors", "items_updated")
+            return {"requests": dict(self._requests), **{n: self._counters[n] for n in names}}
+
+    def reset_all(self) -> None:
+        """Empty the channel state, the statistics and the faults."""
+        with self.lock:
+            self.reset()
+            self._faults = _Faults()
+            self._requests.clear()
+            self._counters.clear()
+            self.rng.seed(self._seed)
+
+    # -- hooks: responses a channel reshapes into its own wire format ----------------------
+
+    def authenticate(self, request: Request) -> Response | None:
+        """An error response to refuse the request, or None to let it through."""
+        return None
+
+    def throttle_response(self) -> Response:
+        return 429, {"error": "too many requests"}, {}
+
+    def server_error_response(self, draw: float) -> Response:
+        """A 5xx; `draw` in [0, 1) lets a channel vary the kind (an HTML proxy page, JSON...)."""
+        return 503, {"error": "service unavailable"}, {}
+
+    def channel_error_response(self, err: SandboxError) -> Response:
+        return err.status, {"error": err.message, "code": err.code, "data": err.data}, {}
+
+    def no_route_response(self, request: Request) -> Response:
+        return 404, {"error": f"no route {request.method} {request.path}"}, {}
+
+    # -- hooks: channel state --------------------------------------------------------------
+
+    def set_listing(self, sku: str, quantity: int, extra: dict[str, Any]) -> None:
+        """Create or overwrite a listing; `extra` holds the channel-specific fields."""
+        raise NotImplementedError
+
+    def listings(self) -> list[dict[str, Any]]:
+        """Every listing as {"sku": ..., "quantity": ...} (more keys allowed)."""
+        raise NotImplementedError
+
+    def place_order(self, lines: list[tuple[str, int]]) -> str:
+        """All (sku, quantity) lines or none; NotFound for an unknown SKU, Conflict if short."""
+        raise NotImplementedError
+
+    def cancel_order(self, order_id: str) -> dict[str, Any]:
+        """Fields for the response (e.g. the new status); NotFound for an unknown order."""
+        raise NotImplementedError
+
+    def ship_order(self, order_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+
+def _integer(value: Any, what: str, minimum: int | None = None) -> int:
+    bound = "" if minimum is None else f" >= {minimum}"
+    too_low = minimum is not None and isinstance(value, int) and value < minimum
+    if isinstance(value, bool) or not isinstance(value, int) or too_low:
+        raise BadRequest(f"{what} must be an integer{bound}")
+    return value
+
+
+def _sku_quantity(item: Any, minimum: int) -> tuple[str, int]:
+    sku = item.get("sku") if isinstance(item, dict) else None
+    if not isinstance(sku, str) or not sku:
+        raise BadRequest(f'expected an object like {{"sku": "MUG", "quantity": 1}}, got {item!r}')
+    return sku, _integer(item.get("quantity"), f'"quantity" of {sku!r}', minimum)
+
+
+def _number(body: dict[str, Any], name: str, high: float, default: float = 0.0) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+        raise BadRequest(f'"{name}" must be a number between 0 and {high:g}')
+    return float(value)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as real APIs; every response has a length
+    timeout = 60  # an idle keep-alive connection is dropped after this many seconds
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
+
+    def do_GET(self) -> None:
+        split = urlsplit(self.path)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # clients here send a Content-Length; keep it simple
+            return self._send(411, {"error": "send a Content-Length, not a chunked body"}, {})
+        try:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            self.close_connection = True
+            return self._send(400, {"error": "bad Content-Length"}, {})
+        request = Request(self.command, split.path, parse_qs(split.query, keep_blank_values=True),
+                          self.headers, body, query_string=split.query)
+        self._send(*self.server.emulator.handle(request))
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _send(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
+        if isinstance(body, Raw):
+            payload, content_type = body.content, body.content_type
+        else:
+            payload, content_type = json.dumps(body).encode(), "application/json; charset=UTF-8"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
