@@ -1,0 +1,199 @@
+"""The CLI as a seller runs it: two WooCommerce emulators as two channels, end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from channelsync.cli import app
+from connectors.woocommerce.emulator import WooCommerceEmulator
+
+CONFIG = """
+[database]
+url = "{db}"
+[[channel]]
+name = "shop"
+type = "woocommerce"
+endpoint = "{shop}"
+consumer_key = "ck_test"
+consumer_secret = "${{SHOP_SECRET}}"
+[[channel]]
+name = "outlet"
+type = "woocommerce"
+endpoint = "{outlet}"
+consumer_key = "ck_test"
+consumer_secret = "cs_outlet"
+[channel.rules]
+buffer = 1
+"""
+SECRET = "cs_shop_very_secret"
+
+
+class Seller:
+    def __init__(self, config: Path, shop: WooCommerceEmulator, outlet: WooCommerceEmulator,
+                 env: dict[str, str]) -> None:
+        self.config, self.shop, self.outlet, self.env = config, shop, outlet, env
+        self.runner = CliRunner()
+
+    def run(self, *args: str, code: int = 0) -> Any:
+        result = self.runner.invoke(app, ["--config", str(self.config), *args], env=self.env)
+        assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
+        assert SECRET not in result.stdout + result.stderr
+        return result
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        return json.loads(self.run(*args, "--json", code=code).stdout)
+
+    @staticmethod
+    def shows(emulator: WooCommerceEmulator) -> dict[str, int]:
+        listings = httpx.get(f"{emulator.url}/_sandbox/listings").json()["listings"]
+        return {item["sku"]: item["quantity"] for item in listings}
+
+    @staticmethod
+    def buy(emulator: WooCommerceEmulator, sku: str, quantity: int = 1) -> str:
+        response = httpx.post(f"{emulator.url}/_sandbox/orders",
+                              json={"lines": [{"sku": sku, "quantity": quantity}]})
+        assert response.status_code == 201, response.text
+        return str(response.json()["order_id"])
+
+
+@pytest.fixture
+def seller(ledger_url: str, tmp_path: Path) -> Iterator[Seller]:
+    shop = WooCommerceEmulator(consumer_key="ck_test", consumer_secret=SECRET)
+    outlet = WooCommerceEmulator(consumer_key="ck_test", consumer_secret="cs_outlet")
+    shop.start()
+    outlet.start()
+    config = tmp_path / "channels.toml"
+    config.write_text(CONFIG.format(db=ledger_url, shop=shop.url, outlet=outlet.url))
+    try:
+        yield Seller(config, shop, outlet, {"SHOP_SECRET": SECRET})
+    finally:
+        shop.stop()
+        outlet.stop()
+
+
+def listings(emulator: WooCommerceEmulator, **skus: int) -> None:
+    for sku, quantity in skus.items():
+        httpx.post(f"{emulator.url}/_sandbox/listings",
+                   json={"sku": sku, "quantity": quantity}).raise_for_status()
+
+
+def test_two_channels_end_to_end(seller: Seller) -> None:
+    listings(seller.shop, MUG=0, LAMP=0)
+    listings(seller.outlet, MUG=0, LAMP=0)
+    seller.run("stock", "set", "MUG", "5")
+    seller.run("stock", "set", "LAMP", "1")
+    seller.run("sync")
+    assert seller.shows(seller.shop) == {"MUG": 5, "LAMP": 1}
+    assert seller.shows(seller.outlet) == {"MUG": 4, "LAMP": 0}  # buffer 1
+
+    order = seller.buy(seller.shop, "MUG", 2)
+    seller.run("sync")
+    assert seller.shows(seller.shop)["MUG"] == 3
+    assert seller.shows(seller.outlet)["MUG"] == 2
+
+    httpx.post(f"{seller.shop.url}/_sandbox/orders/{order}/cancel").raise_for_status()
+    seller.run("sync")
+    assert seller.shows(seller.shop)["MUG"] == 5
+    assert seller.shows(seller.outlet)["MUG"] == 4
+
+    explained = seller.json("explain", "MUG")
+    assert explained["available"] == 5
+    assert {c["channel"]: c["target"] for c in explained["channels"]} == {"shop": 5, "outlet": 4}
+    assert [m["kind"] for m in explained["recent_movements"]][:2] == ["release", "reserve"]
+
+    status = seller.json("status")
+    assert {c["name"] for c in status["channels"]} == {"shop", "outlet"}
+    assert all(c["last_pull"] and c["pending_outbox"] == 0 for c in status["channels"])
+    assert status["totals"]["open_conflicts"] == 0
+
+
+def test_the_last_unit_sold_on_both_channels_is_one_conflict(seller: Seller) -> None:
+    listings(seller.shop, LAMP=0)
+    listings(seller.outlet, LAMP=0)
+    seller.run("stock", "set", "LAMP", "2")
+    seller.run("sync")
+    assert seller.shows(seller.outlet) == {"LAMP": 1}
+    seller.run("stock", "set", "LAMP", "1")  # one broke in the warehouse: not pushed yet
+    a = seller.buy(seller.shop, "LAMP")
+    b = seller.buy(seller.outlet, "LAMP")
+    seller.run("sync")
+    conflicts = seller.json("conflicts", "list")["conflicts"]
+    assert [c["kind"] for c in conflicts] == ["oversell"]
+    assert {o["order_id"] for o in conflicts[0]["detail"]["orders"]} == {a, b}
+    seller.run("sync")
+    assert len(seller.json("conflicts", "list")["conflicts"]) == 1
+    assert seller.shows(seller.shop) == {"LAMP": 0}
+    seller.run("conflicts", "ack", str(conflicts[0]["id"]))
+    assert seller.json("conflicts", "list")["conflicts"][0]["acked_at"]
+    seller.run("conflicts", "ack", "999", code=1)
+
+
+def test_plan_and_dry_run_show_without_pushing(seller: Seller) -> None:
+    listings(seller.shop, MUG=9)
+    seller.run("stock", "set", "MUG", "3")
+    seller.run("sync")
+    seller.run("stock", "adjust", "MUG", "-1", "--reason", "dropped one")
+    plan = seller.json("plan", "--channel", "shop")["plan"]
+    assert plan == [{"channel": "shop", "channel_sku": "MUG", "sku": "MUG", "current": 3,
+                     "target": 2, "push": True, "trace": plan[0]["trace"]}]
+    assert "on hand 2" in plan[0]["trace"]
+    assert seller.json("sync", "--dry-run")["plan"][0]["target"] == 2
+    assert seller.shows(seller.shop) == {"MUG": 3}
+
+
+def test_an_unreachable_channel_fails_the_sync_but_not_the_other(seller: Seller) -> None:
+    listings(seller.outlet, MUG=0)
+    seller.run("stock", "set", "MUG", "4")
+    seller.shop.stop()
+    result = seller.json("sync", code=1)
+    by_name = {c["channel"]: c for c in result["channels"]}
+    assert by_name["shop"]["error"]
+    assert by_name["outlet"]["pushed"] == 1
+    assert seller.shows(seller.outlet) == {"MUG": 3}
+    status = seller.json("status")
+    assert {c["name"]: bool(c["last_error"]) for c in status["channels"]} == \
+        {"shop": True, "outlet": False}
+
+
+def test_stock_import_reports_every_bad_row_and_imports_none(seller: Seller,
+                                                             tmp_path: Path) -> None:
+    csv = tmp_path / "stock.csv"
+    csv.write_text("sku,on_hand,safety_stock,title,barcode\n"
+                   "MUG,5,1,Blue mug,4006381333931\n"
+                   "LID,-2,,,\n"
+                   ",3,,,\n"
+                   "MUG,1,,,\n"
+                   "BOWL,x,,,12345\n")
+    result = seller.run("stock", "import", str(csv), code=1)
+    for line in ("line 3", "line 4", "line 5", "line 6"):
+        assert line in result.stderr
+    assert seller.json("stock", "list")["stock"] == []
+    seller.run("stock", "import", str(csv), "--skip-bad")
+    (mug,) = seller.json("stock", "list")["stock"]
+    assert (mug["sku"], mug["on_hand"], mug["safety_stock"], mug["available"]) == \
+        ("MUG", 5, 1, 4)
+    exported = seller.run("stock", "export").stdout.splitlines()
+    assert exported == ["sku,on_hand,safety_stock,title,barcode",
+                        "MUG,5,1,Blue mug,4006381333931"]
+
+
+def test_bad_input_gets_clear_messages_and_usage_exit_codes(seller: Seller,
+                                                            tmp_path: Path) -> None:
+    assert "-1" in seller.run("stock", "set", "MUG", "-1", code=2).stderr
+    seller.run("stock", "adjust", "NOPE", "1", "--reason", "x", code=1)
+    seller.run("explain", "NOPE", code=1)
+    seller.run("sync", "--channel", "elsewhere", code=2)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[channel]]\nname = 'x'\ntype = 'woocommerce'\n")
+    result = seller.runner.invoke(app, ["--config", str(broken), "status"])
+    assert result.exit_code == 2 and "consumer_key: required key is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = seller.runner.invoke(app, ["--config", str(tmp_path / "none.toml"), "status"])
+    assert missing.exit_code == 2 and "no config file" in missing.stderr
