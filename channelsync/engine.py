@@ -156,7 +156,7 @@ class SyncEngine:
                 if report.error:
                     continue
                 self._guarded(channel, report, self.push)
-                if read_back:
+                if read_back or self._never_read(channel):
                     self._guarded(channel, report, self.read_back)
         return [reports[c.name] for c in channels]
 
@@ -223,6 +223,13 @@ class SyncEngine:
         log.info("%s: pulled %d lines (%d applied, %d pending, %d bad)", channel.name,
                  report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
         return report.apply.touched
+
+    def _never_read(self, channel: ChannelConfig) -> bool:
+        """A channel's listings are discovered on its first sync, whatever the job."""
+        with self.db.connect() as conn:
+            read = conn.execute(sa.select(state_t.c.discovered_at).where(
+                state_t.c.name == channel.name)).scalar()
+        return read is None
 
     def _rules_changed(self, channel: ChannelConfig) -> bool:
         digest = rules.rules_hash(self.config, channel.name)

@@ -126,6 +126,12 @@ class WooCommerceEmulator(Emulator):
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.reset()
 
+    @classmethod
+    def for_settings(cls, settings: Any) -> WooCommerceEmulator:
+        """An emulator that checks the signatures of a configured channel's credentials."""
+        return cls(consumer_key=settings.consumer_key.get_secret_value(),
+                   consumer_secret=settings.consumer_secret.get_secret_value())
+
     def reset(self) -> None:
         with self.lock:
             self._products: dict[int, Product] = {}
