@@ -7,6 +7,7 @@ many replicas can share one database.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -117,6 +118,27 @@ def open_ledger_engine(url: str, *, migrate: bool = True) -> Engine:
     return engine
 
 
+@contextmanager
+def _file_lock(engine: Engine, channel: str) -> Iterator[bool]:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield True  # a private database: nobody else can reach it
+        return
+    folder = Path(f"{database}.locks")
+    folder.mkdir(exist_ok=True)
+    name = hashlib.blake2b(channel.encode(), digest_size=8).hexdigest()
+    with open(folder / f"{name}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _lock_key(name: str) -> int:
     digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -124,13 +146,16 @@ def _lock_key(name: str) -> int:
 
 @contextmanager
 def channel_lock(engine: Engine, channel: str) -> Iterator[bool]:
-    """Hold the channel's advisory lock (PostgreSQL) for a job; yields False if taken.
+    """Hold the channel's lock for a job; yields False if another job holds it.
 
-    The lock lives on a session of its own, so a replica that dies frees it with its
-    connection. SQLite runs one daemon per database: the lock is always granted.
+    PostgreSQL: an advisory lock on a session of its own, so a replica that dies frees
+    it with its connection. SQLite: an flock on a file beside the database, so a manual
+    ``sync`` beside the daemon never works the same channel at the same time; the
+    kernel frees it when the process dies.
     """
     if engine.dialect.name != "postgresql":
-        yield True
+        with _file_lock(engine, channel) as got:
+            yield got
         return
     key = _lock_key(f"channelsync:channel:{channel}")
     with engine.connect() as conn:

@@ -103,13 +103,44 @@ def test_sqlite_uses_wal_and_enforces_foreign_keys(sqlite_url: str) -> None:
         engine.dispose()
 
 
-def test_sqlite_channel_lock_is_always_granted(sqlite_url: str) -> None:
+def test_sqlite_channel_lock_is_held_by_one_job_at_a_time(sqlite_url: str) -> None:
     engine = open_ledger_engine(sqlite_url)
     try:
-        with channel_lock(engine, "shop") as first, channel_lock(engine, "shop") as second:
+        with channel_lock(engine, "shop") as first:
             assert first is True
-            assert second is True
+            with channel_lock(engine, "shop") as second, channel_lock(engine, "web") as other:
+                assert second is False
+                assert other is True
+        with channel_lock(engine, "shop") as again:
+            assert again is True
     finally:
+        engine.dispose()
+
+
+def test_sqlite_channel_lock_is_freed_when_its_process_dies(sqlite_url: str) -> None:
+    import subprocess
+    import sys
+
+    engine = open_ledger_engine(sqlite_url)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time\n"
+            "from channelsync.db import channel_lock, create_engine\n"
+            f"with channel_lock(create_engine({sqlite_url!r}), 'shop') as got:\n"
+            "    print(got, flush=True)\n"
+            "    time.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+        with channel_lock(engine, "shop") as got:
+            assert got is False
+        holder.kill()
+        holder.wait(timeout=10)
+        with channel_lock(engine, "shop") as got:
+            assert got is True
+    finally:
+        if holder.poll() is None:
+            holder.kill()
         engine.dispose()
 
 
