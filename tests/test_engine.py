@@ -292,3 +292,42 @@ def test_orders_for_unknown_skus_apply_once_the_sku_exists(engine: Engine, clock
     sync.sync(["a"])
     assert a.quantities["NEW"] == 8
     check_invariants(engine)
+
+
+def test_a_channel_held_by_another_process_is_skipped(engine: Engine, clock: Clock) -> None:
+    from channelsync.db import channel_lock, create_engine
+
+    sync, config = make(engine, clock)
+    fakes.CHANNELS["a"].quantities["MUG"] = 0
+    other = create_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with channel_lock(other, "a") as got:
+            assert got
+            report_a, report_b = sync.sync()
+        assert report_a.busy and not report_b.busy
+        assert fakes.CHANNELS["a"].pulls == 0 and fakes.CHANNELS["b"].pulls == 1
+    finally:
+        other.dispose()
+
+
+def test_orders_wait_for_a_mapping_and_apply_once_mapped(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["A-MUG"] = 5
+    set_stock(engine, config, clock, MUG=5)
+    sync.sync(["a"])
+    clock.tick()
+    a.sell(("A-MUG", 2))
+    clock.tick()
+    sync.sync(["a"])
+    assert len(open_conflicts(engine, "unknown_sku")) == 1
+    remapped = parse_config(BASE.replace('name = "a"\ntype = "fake"',
+                                         'name = "a"\ntype = "fake"\n'
+                                         '[channel.sku_map]\n"A-MUG" = "MUG"').format(
+        url=engine.url.render_as_string(hide_password=False)), env={})
+    SyncEngine(remapped, engine, clock=clock, sleep=lambda _s: None).sync(["a"])
+    assert open_conflicts(engine, "unknown_sku") == []
+    from tests.ledger_helpers import sku_row
+
+    assert sku_row(engine, "MUG")["reserved"] == 2
+    assert a.quantities["A-MUG"] == 3
