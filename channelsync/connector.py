@@ -100,7 +100,7 @@ class Capabilities:
 
 @runtime_checkable
 class Connector(Protocol):
-    """What every channel plugin implements. See ``docs/connectors.md``."""
+    """What every channel plugin implements. See the Connectors section of README.md."""
 
     capabilities: ClassVar[Capabilities]
 

@@ -93,7 +93,7 @@ class Catalog:
     def __init__(self, conn: Connection, skus: Iterable[str]) -> None:
         wanted = sorted(set(skus))
         self.kits: dict[str, dict[str, int]] = defaultdict(dict)
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             for kit, comp, qty in conn.execute(
                 sa.select(kit_t.c.kit_sku, kit_t.c.component_sku, kit_t.c.quantity)
                 .where(kit_t.c.kit_sku.in_(chunk))
@@ -101,7 +101,7 @@ class Catalog:
                 self.kits[kit][comp] = qty
         every = sorted(set(wanted) | {c for comps in self.kits.values() for c in comps})
         self.counted_at: dict[str, datetime | None] = {}
-        for chunk in _chunks(every):
+        for chunk in chunks(every):
             query = (
                 sa.select(sku_t.c.sku, sku_t.c.counted_at)
                 .where(sku_t.c.sku.in_(chunk))
@@ -118,7 +118,7 @@ class Catalog:
         return {sku: 1} if sku in self.counted_at else None
 
 
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -207,7 +207,7 @@ def _lock_lines(
     ])
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     keys = [(s.order_id, s.line_id) for s in snaps]
-    for chunk in _chunks(keys, 400):
+    for chunk in chunks(keys, 400):
         query = (
             sa.select(line_t)
             .where(line_t.c.channel == channel,
@@ -222,7 +222,7 @@ def _lock_lines(
 
 def _reservations(conn: Connection, line_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     held: dict[int, dict[str, int]] = defaultdict(dict)
-    for chunk in _chunks(sorted(line_ids)):
+    for chunk in chunks(sorted(line_ids)):
         for line_id, sku, qty in conn.execute(
             sa.select(res_t.c.line_id, res_t.c.sku, res_t.c.quantity)
             .where(res_t.c.line_id.in_(chunk))
@@ -315,7 +315,7 @@ def _write(conn: Connection, work: _Work) -> None:
         stmt = line_t.update().where(line_t.c.id == sa.bindparam("b_id"))
         conn.execute(stmt, work.line_updates)
         ids = [u["b_id"] for u in work.line_updates]
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             conn.execute(res_t.delete().where(res_t.c.line_id.in_(chunk)))
         if work.reservations:
             conn.execute(res_t.insert(), work.reservations)
@@ -358,7 +358,7 @@ def detect_oversell(conn: Connection, skus: Iterable[str], now: datetime) -> lis
     if not skus:
         return []
     over: dict[str, tuple[int, int]] = {}
-    for chunk in _chunks(skus):
+    for chunk in chunks(skus):
         for sku, on_hand, reserved in conn.execute(
             sa.select(sku_t.c.sku, sku_t.c.on_hand, sku_t.c.reserved).where(sku_t.c.sku.in_(chunk))
         ):

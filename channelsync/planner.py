@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from channelsync import rules
 from channelsync.config import Config
 from channelsync.conflicts import dialect_insert
-from channelsync.ledger import _chunks, kit_t, sku_t
+from channelsync.ledger import chunks, kit_t, sku_t
 from channelsync.models import Listing, Outbox
 
 listing_t = Listing.__table__  # type: ignore[attr-defined]
@@ -52,13 +52,13 @@ def availability(conn: Connection, skus: Iterable[str]) -> dict[str, Availabilit
     """Available units of SKUs and kits; unknown names are absent from the result."""
     wanted = sorted(set(skus))
     kits: dict[str, dict[str, int]] = defaultdict(dict)
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         query = sa.select(kit_t).where(kit_t.c.kit_sku.in_(chunk))
         for kit, comp, qty in conn.execute(query):
             kits[kit][comp] = qty
     plain = sorted(set(wanted) | {c for comps in kits.values() for c in comps})
     result: dict[str, Availability] = {}
-    for chunk in _chunks(plain):
+    for chunk in chunks(plain):
         query = sa.select(sku_t.c.sku, sku_t.c.on_hand, sku_t.c.reserved, sku_t.c.safety_stock)
         for sku, on_hand, reserved, safety in conn.execute(query.where(sku_t.c.sku.in_(chunk))):
             detail = f"on hand {on_hand} - reserved {reserved} - safety {safety}"
@@ -76,7 +76,7 @@ def affected(conn: Connection, touched: Iterable[str]) -> set[str]:
     """Touched SKUs and every kit made of them."""
     touched = set(touched)
     kits: set[str] = set()
-    for chunk in _chunks(sorted(touched)):
+    for chunk in chunks(sorted(touched)):
         query = sa.select(kit_t.c.kit_sku).where(kit_t.c.component_sku.in_(chunk))
         kits.update(conn.execute(query).scalars())
     return touched | kits
@@ -117,7 +117,7 @@ def select_listings(
     if skus is None:
         return [dict(r) for r in conn.execute(base.order_by(listing_t.c.id)).mappings()]
     found: dict[int, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(skus))):
+    for chunk in chunks(sorted(set(skus))):
         for r in conn.execute(base.where(listing_t.c.sku.in_(chunk))).mappings():
             found[r["id"]] = dict(r)
     if unpushed:
@@ -131,7 +131,7 @@ def write_outbox(conn: Connection, items: Iterable[PlanItem], now: datetime) -> 
     """Coalesce differences into the outbox (one row per listing; the newest target wins)."""
     changed = [i for i in items if i.changes]
     settled = [i.listing_id for i in items if not i.changes]
-    for chunk in _chunks(settled):
+    for chunk in chunks(settled):
         conn.execute(outbox_t.delete().where(outbox_t.c.listing_id.in_(chunk)))
     for item in changed:
         stmt = dialect_insert(conn, outbox_t).values(

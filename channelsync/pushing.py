@@ -16,7 +16,7 @@ from channelsync.config import ChannelConfig
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.connector import ChannelListing, PushItem, PushResult
 from channelsync.errors import ChannelSyncError, PermanentChannelError, RetriableChannelError
-from channelsync.ledger import _chunks, kit_t, sku_t, state_t
+from channelsync.ledger import chunks, kit_t, sku_t, state_t
 from channelsync.planner import listing_t, outbox_t
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
     due = [r for r in rows if r["managed"] and echo_safe(r, watermark)]
     outcome.held = sum(1 for r in rows if r["managed"]) - len(due)
     size = max(1, connector.capabilities.push_batch_size)
-    for batch in _chunks(due, size):
+    for batch in chunks(due, size):
         items = [PushItem(r["channel_sku"], r["target"], r["ref"], r["last_pushed"]) for r in batch]
         try:
             results: list[PushResult] = engine.call(
