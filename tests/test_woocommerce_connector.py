@@ -154,18 +154,18 @@ def test_pull_sends_the_query(woo: WooCommerceConnector, api: respx.MockRouter) 
     assert result.lines == [] and result.next_page is None and result.resume_at is None
 
 
-def test_pull_paginates_with_total_pages(woo: WooCommerceConnector, api: respx.MockRouter) -> None:
-    pages = {
-        "1": [order(i, "processing", [line(i * 10, f"SKU{i}", 1)]) for i in range(1, 101)],
-        "2": [order(101, "processing", [line(1010, "LAST", 2)], "2026-03-01T12:00:00")],
-    }
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return page(pages[request.url.params["page"]], total_pages=2)
-
-    route = api.get("/orders").mock(side_effect=answer)
+def test_pull_pages_by_keyset_from_the_newest_second(
+    woo: WooCommerceConnector, api: respx.MockRouter
+) -> None:
+    late = "2026-03-01T10:00:05"
+    first_page = [order(i, "processing", [line(i * 10, f"SKU{i}", 1)], late if i > 98 else
+                        MODIFIED) for i in range(1, 101)]
+    answers = iter([page(first_page, total_pages=2),
+                    page([order(101, "processing", [line(1010, "LAST", 2)],
+                                "2026-03-01T12:00:00")], total_pages=1)])
+    route = api.get("/orders").mock(side_effect=lambda _request: next(answers))
     first = woo.pull_orders(SINCE, None)
-    assert first.next_page == "2" and len(first.lines) == 100
+    assert len(first.lines) == 100 and first.next_page is not None
     second = woo.pull_orders(SINCE, first.next_page)
     assert second.next_page is None
     assert [(x.order_id, x.line_id, x.channel_sku, x.ordered) for x in second.lines] == [
@@ -173,8 +173,22 @@ def test_pull_paginates_with_total_pages(woo: WooCommerceConnector, api: respx.M
     ]
     assert second.resume_at == datetime(2026, 3, 1, 12, tzinfo=UTC)
     sent = [call.request.url.params for call in route.calls]
-    assert [p["page"] for p in sent] == ["1", "2"]
-    assert sent[0]["modified_after"] == sent[1]["modified_after"]
+    # Not page 2 of the same query: orders changing meanwhile would shift the offsets.
+    assert [p["page"] for p in sent] == ["1", "1"]
+    assert sent[1]["modified_after"] == "2026-03-01T10:00:04"
+    assert sent[1]["exclude"] == "99,100" and "exclude" not in sent[0]
+
+
+def test_a_full_page_inside_one_second_goes_on_by_excluding(
+    woo: WooCommerceConnector, api: respx.MockRouter
+) -> None:
+    one_second = [order(i, "processing", [line(i, "A", 1)]) for i in range(1, 101)]
+    route = api.get("/orders").mock(return_value=page(one_second, total_pages=2))
+    token = woo.pull_orders(SINCE, None).next_page
+    token = woo.pull_orders(SINCE, token).next_page  # the same second again
+    woo.pull_orders(SINCE, token)
+    excluded = [call.request.url.params.get("exclude", "") for call in route.calls]
+    assert excluded[0] == "" and len(excluded[2].split(",")) == 200
 
 
 def test_pull_maps_a_line(woo: WooCommerceConnector, api: respx.MockRouter) -> None:

@@ -60,7 +60,7 @@ STATUS_OUTCOME: dict[str, Outcome] = {
     "checkout-draft": "ignore",
 }
 
-_PAGE_TOKEN = re.compile(r"[1-9][0-9]{0,8}")
+_ORDER_TOKEN = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)~((?:[1-9][0-9]*,?)*)")
 _REF = re.compile(r"(?:([1-9][0-9]*)/)?([1-9][0-9]*)")
 
 
@@ -128,19 +128,24 @@ class WooCommerceConnector:
     # -- orders ---------------------------------------------------------------------------
 
     def pull_orders(self, since: datetime, page: str | None) -> OrderPage:
-        number = self._page_number(page)
-        params = {**ORDER_QUERY, "modified_after": _wc_time(since), "page": number}
+        after, seen = self._order_position(since, page)
+        params: dict[str, str | int] = {**ORDER_QUERY, "modified_after": after, "page": 1}
+        if seen:
+            params["exclude"] = ",".join(seen)
         response = self._api.get_list("/orders", params)
         lines: list[OrderLineSnapshot] = []
         bad: list[BadRecord] = []
-        changed: list[datetime] = []
+        changed: dict[str, datetime] = {}
         for raw in response.body:
             order_lines, order_bad, changed_at = _parse_order(raw)
             lines += order_lines
             bad += order_bad
-            changed += [changed_at] if changed_at else []
-        self._log.debug("orders page %d: %d lines, %d bad", number, len(lines), len(bad))
-        return OrderPage(lines, _next_page(response, number), max(changed, default=None), bad)
+            if changed_at and _is_id(raw.get("id")):
+                changed[str(raw["id"])] = changed_at
+        self._log.debug("orders after %s (%d excluded): %d lines, %d bad", after, len(seen),
+                        len(lines), len(bad))
+        following = _next_order_page(response, after, seen, changed)
+        return OrderPage(lines, following, max(changed.values(), default=None), bad)
 
     # -- listings -------------------------------------------------------------------------
 
@@ -238,12 +243,14 @@ class WooCommerceConnector:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _page_number(self, token: str | None) -> int:
+    def _order_position(self, since: datetime, token: str | None) -> tuple[str, list[str]]:
+        """The ``modified_after`` to send and the orders of its first second already read."""
         if token is None:
-            return 1
-        if not _PAGE_TOKEN.fullmatch(token):
+            return _wc_time(since), []
+        match = _ORDER_TOKEN.fullmatch(token)
+        if match is None:
             raise PermanentChannelError(f"invalid page token {token!r}", channel=self.name)
-        return int(token)
+        return match.group(1), [i for i in match.group(2).split(",") if i]
 
     def close(self) -> None:
         self._api.close()
@@ -315,6 +322,27 @@ def _next_page(response: JsonResponse, number: int) -> str | None:
         return str(number + 1) if number < int(total) else None
     # No header (a proxy dropped it): a full page may have a successor.
     return str(number + 1) if len(response.body) >= PER_PAGE else None
+
+
+def _next_order_page(
+    response: JsonResponse, after: str, seen: list[str], changed: dict[str, datetime]
+) -> str | None:
+    """Keyset paging: the next page starts at the newest second seen, never at an offset.
+
+    Paging by offset through a list sorted by modification time loses orders: one that
+    changes while we page moves to the end, and the order behind it slides back onto a
+    page already read. Instead each request asks again from the newest second seen
+    (``modified_after`` has whole seconds) and excludes the orders of that second it
+    already has, so nothing is skipped and nothing is read twice.
+    """
+    if _next_page(response, 1) is None or not changed:
+        return None
+    newest = max(changed.values())
+    boundary = _wc_time(newest - timedelta(seconds=1))
+    last_second = [i for i, t in changed.items() if _wc_time(t) == _wc_time(newest)]
+    if boundary == after:  # still inside the same second: keep excluding what came before
+        last_second = seen + last_second
+    return f"{boundary}~{','.join(last_second)}"
 
 
 def _batches(targets: dict[int, _Target]) -> Iterator[tuple[str, list[tuple[int, _Target]]]]:

@@ -540,7 +540,9 @@ class WooCommerceEmulator(Emulator):
             wanted |= set(STATUSES) - {"checkout-draft"}
         bounds = [(name, _date_arg(request, name)) for name in
                   ("modified_after", "modified_before", "after", "before")]
-        found = [o for o in self._orders.values() if o.status in wanted and all(
+        exclude = {int(i) for i in _csv(request.arg("exclude")) if i.isdigit()}
+        found = [o for o in self._orders.values() if o.status in wanted and o.id not in exclude
+                 and all(
             _within(o.modified if name.startswith("modified") else o.created, name, bound)
             for name, bound in bounds if bound is not None)]
         return self._page(request, found, self._order_json,
