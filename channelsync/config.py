@@ -71,10 +71,19 @@ class DaemonConfig(_Model):
     push_attempts: int = Field(default=5, ge=1)  # failed pushes before a conflict is raised
     retry_attempts: int = Field(default=4, ge=1)  # tries of one API call within a cycle
     retry_max_wait: float = Field(default=30.0, ge=0)
+    failure_backoff_max: float = Field(default=900.0, gt=0)  # a failing channel's longest pause
+    shutdown_timeout: float = Field(default=60.0, gt=0)  # for running cycles on SIGTERM
+    metrics_listen: str = ""  # "127.0.0.1:9464": /metrics and /healthz; empty: off
+    webhook_listen: str = ""  # "127.0.0.1:8787": /webhooks/<channel>; empty: off
+    healthz_max_cursor_age: float = Field(default=1800.0, gt=0)  # /healthz fails past this
 
 
 class AlertsConfig(_Model):
-    urls: list[SecretStr] = []
+    urls: list[SecretStr] = []  # apprise URLs; they often carry tokens
+    repeat_interval: float = Field(default=6 * 3600.0, gt=0)  # re-alert while still open
+    channel_down_after: float = Field(default=900.0, gt=0)  # unreachable this long: alert
+    low_stock: int | None = Field(default=None, ge=0)  # alert when available <= this
+    low_stock_sku: dict[str, int] = {}  # per-SKU thresholds, overriding low_stock
 
 
 class ChannelConfig(_Model):
@@ -86,6 +95,7 @@ class ChannelConfig(_Model):
     pull_interval: float | None = Field(default=None, gt=0)
     reconcile_interval: float | None = Field(default=None, gt=0)
     lookback_days: int | None = Field(default=None, ge=0, le=365)
+    webhook_secret: SecretStr | None = None  # signs the channel's order webhooks
     rules: RuleFields = RuleFields()
     sku_map: dict[str, str] = {}
     settings: Any = None  # the connector's own validated settings model
@@ -167,10 +177,14 @@ def _expand_env(value: Any, env: Mapping[str, str], where: str, unset: list[str]
 
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name not in env:
-                unset.append(f"{where}: environment variable {name} is not set")
-                return match.group(0)  # left as written, so nothing else trips over it
-            return env[name]
+            if name in env:
+                return env[name]
+            credential = _credential(env, name)
+            if credential is not None:
+                return credential
+            unset.append(f"{where}: environment variable {name} is not set "
+                         "(nor a systemd credential of that name)")
+            return match.group(0)  # left as written, so nothing else trips over it
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
@@ -178,6 +192,18 @@ def _expand_env(value: Any, env: Mapping[str, str], where: str, unset: list[str]
     if isinstance(value, list):
         return [_expand_env(v, env, _item(where, i, v), unset) for i, v in enumerate(value)]
     return value
+
+
+def _credential(env: Mapping[str, str], name: str) -> str | None:
+    """A systemd credential (LoadCredential=NAME:...) stands in for an unset variable."""
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / name
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\n")
+    except OSError:
+        return None
 
 
 def _item(where: str, index: int, value: Any) -> str:

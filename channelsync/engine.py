@@ -25,7 +25,8 @@ from channelsync.config import ChannelConfig, Config
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.connector import ChannelListing, Connector, OrderPage
 from channelsync.db import channel_lock
-from channelsync.errors import ChannelError, ChannelSyncError
+from channelsync.errors import ChannelError, ChannelSyncError, ThrottledError
+from channelsync.events import EventBus
 from channelsync.ledger import ApplyResult, state_t
 from channelsync.models import utcnow
 from channelsync.ratelimit import TokenBucket
@@ -71,8 +72,10 @@ class SyncEngine:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         connectors: dict[str, Connector] | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.config = config
+        self.events = events or EventBus()
         self.db = db
         self.clock = clock
         self.sleep = sleep
@@ -104,8 +107,8 @@ class SyncEngine:
             )
         return self._connectors[channel.name]
 
-    def call(self, channel: ChannelConfig, fn: Callable[[], Any]) -> Any:
-        """One channel API call: rate limited, retried by the one policy."""
+    def call(self, channel: ChannelConfig, fn: Callable[[], Any], operation: str) -> Any:
+        """One channel API call: rate limited, retried by the one policy, observed."""
         caps = self.connector(channel).capabilities
         with self._lock:
             bucket = self._buckets.get(channel.name)
@@ -115,7 +118,18 @@ class SyncEngine:
 
         def attempt() -> Any:
             bucket.acquire()
-            return fn()
+            started = time.monotonic()
+            outcome = "error"
+            try:
+                result = fn()
+                outcome = "ok"
+                return result
+            except ThrottledError:
+                outcome = "throttled"
+                raise
+            finally:
+                self.events.emit("api_call", channel=channel.name, operation=operation,
+                                 outcome=outcome, seconds=time.monotonic() - started)
 
         return self.retry.call(attempt)
 
@@ -135,6 +149,7 @@ class SyncEngine:
         """One full cycle for these channels: pull all, plan, then push and read back each."""
         channels = self.channels(names)
         reports = {c.name: ChannelReport(c.name) for c in channels}
+        started = time.monotonic()
         with ExitStack() as stack:
             mine = []
             for channel in sorted(channels, key=lambda c: c.name):
@@ -158,6 +173,11 @@ class SyncEngine:
                 self._guarded(channel, report, self.push)
                 if read_back or self._never_read(channel):
                     self._guarded(channel, report, self.read_back)
+        for report in reports.values():
+            if report.apply.conflicts:
+                self.events.emit("conflicts", ids=report.apply.conflicts)
+            self.events.emit("cycle_done", channel=report.channel, error=report.error,
+                             busy=report.busy, seconds=time.monotonic() - started)
         return [reports[c.name] for c in channels]
 
     def _guarded(
@@ -202,7 +222,7 @@ class SyncEngine:
         page: str | None = None
         for _ in range(MAX_PAGES):
             result: OrderPage = self.call(
-                channel, functools.partial(connector.pull_orders, since, page))
+                channel, functools.partial(connector.pull_orders, since, page), "pull_orders")
             with self.db.begin() as conn:
                 applied = ledger.apply_page(
                     conn, channel.name, result.lines, master_sku=channel.master_sku,
@@ -222,6 +242,10 @@ class SyncEngine:
                 pull_started_at=started, pulled_at=self.clock(), last_error=""))
         log.info("%s: pulled %d lines (%d applied, %d pending, %d bad)", channel.name,
                  report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
+        self.events.emit("pull_done", channel=channel.name, lines=report.pulled,
+                         applied=report.apply.applied, pending=report.apply.pending,
+                         bad_records=report.bad_records, seconds=(self.clock() - started)
+                         .total_seconds())
         return report.apply.touched
 
     def _never_read(self, channel: ChannelConfig) -> bool:
@@ -251,6 +275,8 @@ class SyncEngine:
         report.pushed += outcome.pushed
         report.push_failed += outcome.failed
         report.held += outcome.held
+        self.events.emit("push_done", channel=channel.name, pushed=outcome.pushed,
+                         failed=outcome.failed, held=outcome.held)
         if outcome.error:
             raise outcome.error
 
@@ -279,7 +305,8 @@ class SyncEngine:
 
     def _read(self, channel: ChannelConfig, report: ChannelReport) -> pushing.Found:
         connector = self.connector(channel)
-        listings: list[ChannelListing] = self.call(channel, lambda: list(connector.read_listings()))
+        listings: list[ChannelListing] = self.call(
+            channel, lambda: list(connector.read_listings()), "read_listings")
         with self.db.begin() as conn:
             found = pushing.record_listings(conn, channel, listings, self.clock())
             report.unmapped = pushing.unmapped(conn, channel.name)

@@ -168,7 +168,8 @@ class Conflict(SQLModel, table=True):
     last_seen_at: datetime | None = _ts()
     acked_at: datetime | None = _ts()
     resolved_at: datetime | None = _ts()
-    notified_at: datetime | None = _ts()
+    notified_at: datetime | None = _ts()  # the last alert sent for it
+    resolved_notified_at: datetime | None = _ts()  # the 'resolved' notice sent
 
 
 metadata = SQLModel.metadata

@@ -88,7 +88,7 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
         items = [PushItem(r["channel_sku"], r["target"], r["ref"], r["last_pushed"]) for r in batch]
         try:
             results: list[PushResult] = engine.call(
-                channel, functools.partial(connector.push_quantities, items))
+                channel, functools.partial(connector.push_quantities, items), "push_quantities")
         except (RetriableChannelError, PermanentChannelError) as exc:
             results = [PushResult(i.channel_sku, False, exc) for i in items]
             outcome.error = exc

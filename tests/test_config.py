@@ -127,3 +127,12 @@ buffer = 0
     assert (rule.percent, rule.buffer, rule.max_quantity) == (80, 0, 5)
     assert rule.target(10) == (5, rule.target(10)[1])
     assert resolve(config, "shop", "LID").target(10)[0] == 6  # floor(8) - 2
+
+
+def test_systemd_credentials_stand_in_for_unset_variables(tmp_path: Path) -> None:
+    (tmp_path / "WOO_CONSUMER_SECRET").write_text("cs_from_credential\n")
+    env = {"WOO_CONSUMER_KEY": "ck_env", "CREDENTIALS_DIRECTORY": str(tmp_path)}
+    config = load_config(EXAMPLE, env=env)
+    secret = config.channel("webshop").settings.consumer_secret.get_secret_value()
+    assert secret == "cs_from_credential"
+    assert config.channel("webshop").settings.consumer_key.get_secret_value() == "ck_env"

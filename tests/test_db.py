@@ -281,3 +281,23 @@ def test_one_open_conflict_per_kind_and_subject(engine: Engine) -> None:
     assert [r.id for r in rows] == [first, second]
     assert rows[0].resolved_at is not None and rows[0].resolved_at.tzinfo is not None
     assert rows[1].resolved_at is None
+
+
+def test_a_ledger_from_an_older_release_is_migrated_in_place(ledger_url: str) -> None:
+    import sqlalchemy as sa
+
+    from channelsync.db import create_engine, current_revision, head_revision, upgrade
+
+    engine = create_engine(ledger_url)
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO sku (sku, title, barcodes, on_hand, reserved, "
+                                 "safety_stock) VALUES ('MUG', '', '', 4, 0, 0)"))
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT on_hand FROM sku")).scalar() == 4
+            conn.execute(sa.text("SELECT resolved_notified_at FROM conflict"))
+    finally:
+        engine.dispose()
