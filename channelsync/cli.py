@@ -8,7 +8,6 @@ ledger refused), 2 usage or configuration errors. Commands that show data take
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from channelsync import __version__, reports
+from channelsync import __version__, logs, reports
 from channelsync.app import App
 from channelsync.config import Config, find_config, load_config
 from channelsync.errors import ChannelSyncError, ConfigError
@@ -68,12 +67,16 @@ def main_options(
         "--config", help="Config file (else $CHANNELSYNC_CONFIG, ./channels.toml, "
         "/etc/channelsync/channels.toml).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    log_format: Annotated[str, typer.Option(help="text, or json for log shippers.")] = "text",
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version.")] = False,
 ) -> None:
     state.config_path = config
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        fail(f"--log-level must be debug, info, warning or error (got {log_level!r})", EXIT_USAGE)
+    if log_format not in ("text", "json"):
+        fail(f"--log-format must be text or json (got {log_format!r})", EXIT_USAGE)
+    logs.configure(log_level, log_format)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -323,4 +326,5 @@ def main() -> None:
 
 
 # The other command groups register themselves on the apps above.
+import channelsync.cli_alerts  # noqa: E402,F401
 from channelsync import cli_service, cli_stock  # noqa: E402,F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Annotated, Any
@@ -9,9 +10,9 @@ from urllib.parse import urlsplit
 
 import typer
 
-from channelsync.cli import EXIT_USAGE, app, fail, load, opened, out, sandbox_app
-from channelsync.config import ChannelConfig
-from channelsync.errors import ChannelSyncError
+from channelsync.cli import EXIT_USAGE, app, fail, load, out, sandbox_app, show_config_error, state
+from channelsync.config import ChannelConfig, find_config
+from channelsync.errors import ChannelSyncError, ConfigError
 from channelsync.registry import known_types, load_emulator
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -22,8 +23,14 @@ def run() -> None:
     """The daemon: every channel on its schedule, until SIGTERM or SIGINT."""
     from channelsync.daemon import Daemon
 
-    with opened() as application:
-        code = Daemon(application).run()
+    path = find_config(state.config_path, os.environ)
+    config = load()
+    try:
+        code = Daemon(config, path, os.environ).run()
+    except ConfigError as exc:
+        show_config_error(exc)
+    except ChannelSyncError as exc:
+        fail(str(exc))
     raise typer.Exit(code)
 
 

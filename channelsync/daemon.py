@@ -3,88 +3,226 @@
 Each channel has a cycle job (pull, plan, push) and a less frequent read-back job.
 Jobs never overlap themselves and a late job coalesces. A pull that changed stock
 brings the other channels' cycles forward, so they push the new quantities soon
-(each pulls its own orders first: echo-safe).
+(each pulls its own orders first: echo-safe). A failing channel backs off on its
+own, without delaying the others. SIGHUP reloads the config; a broken one is
+refused and the running one kept.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
-from datetime import datetime
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from channelsync.app import App
-from channelsync.config import ChannelConfig
+from channelsync.config import ChannelConfig, Config, load_config
+from channelsync.errors import ConfigError
+from channelsync.models import utcnow
 
 log = logging.getLogger(__name__)
 JITTER_FRACTION = 0.1
-SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STATUS_EVERY = 15.0  # seconds between STATUS= updates to systemd
+STUCK_FACTOR = 10  # a cycle running this many pull intervals (at least 10 min) is stuck
 
 
-class Daemon:
-    def __init__(self, app: App) -> None:
+class Channels:
+    """The scheduler and the jobs of one configuration; replaced whole on reload.
+
+    Jobs never change the schedule themselves (APScheduler's shutdown holds the job
+    store lock while it waits for running jobs): they queue requests, and the daemon's
+    main thread applies them.
+    """
+
+    def __init__(
+        self, app: App, on_cycle: Callable[[str, str], None], wake: threading.Event
+    ) -> None:
         self.app = app
-        self.stopping = threading.Event()
+        self.on_cycle = on_cycle
+        self.wake = wake
+        self.requests: queue.SimpleQueue[tuple[str, datetime]] = queue.SimpleQueue()
+        self.failures: dict[str, int] = {}
+        self.running: dict[str, float] = {}  # job id -> monotonic start
+        self._lock = threading.Lock()
         channels = app.engine.channels()
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max(2, len(channels)))},
+            executors={"default": ThreadPoolExecutor(max(2, 2 * len(channels)))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
         for channel in channels:
             self._schedule(channel)
 
+    def _interval(self, channel: ChannelConfig) -> float:
+        return channel.pull_interval or self.app.config.daemon.pull_interval
+
     def _schedule(self, channel: ChannelConfig) -> None:
-        daemon = self.app.config.daemon
-        pull = channel.pull_interval or daemon.pull_interval
-        read_back = channel.reconcile_interval or daemon.reconcile_interval
+        pull = self._interval(channel)
+        read_back = channel.reconcile_interval or self.app.config.daemon.reconcile_interval
         self.scheduler.add_job(
-            self.cycle, "interval", seconds=pull, jitter=pull * JITTER_FRACTION,
-            args=[channel.name], id=f"cycle:{channel.name}", next_run_time=_now(),
+            self._job, "interval", seconds=pull, jitter=pull * JITTER_FRACTION,
+            args=[channel.name, False], id=f"cycle:{channel.name}", next_run_time=utcnow(),
         )
         self.scheduler.add_job(
-            self.read_back, "interval", seconds=read_back, jitter=read_back * JITTER_FRACTION,
-            args=[channel.name], id=f"read_back:{channel.name}",
+            self._job, "interval", seconds=read_back, jitter=read_back * JITTER_FRACTION,
+            args=[channel.name, True], id=f"read_back:{channel.name}",
         )
 
-    def cycle(self, name: str) -> None:
-        if self.stopping.is_set():
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def run_now(self, channel: str, delay: float = 0.0) -> None:
+        """Move a channel's next cycle (a webhook, another channel's sale, a back-off)."""
+        self.requests.put((channel, utcnow() + timedelta(seconds=delay)))
+        self.wake.set()
+
+    def apply_requests(self) -> None:
+        """On the daemon's main thread: move the jobs as the cycles asked."""
+        while not self.requests.empty():
+            channel, when = self.requests.get()
+            if self.app.engine.stopping.is_set():
+                continue
+            try:
+                self.scheduler.modify_job(f"cycle:{channel}", next_run_time=when)
+            except JobLookupError:
+                log.warning("no cycle job for channel %r", channel)
+
+    def _job(self, name: str, read_back: bool) -> None:
+        engine = self.app.engine
+        if engine.stopping.is_set():
             return
-        (report,) = self.app.engine.sync([name], read_back=False)
-        if report.apply.touched and not self.stopping.is_set():
-            for other in self.app.engine.channels():
-                if other.name != name:
-                    self.scheduler.modify_job(f"cycle:{other.name}", next_run_time=_now())
+        job = f"{'read_back' if read_back else 'cycle'}:{name}"
+        with self._lock:
+            self.running[job] = time.monotonic()
+        try:
+            (report,) = engine.sync([name], read_back=read_back)
+        finally:
+            with self._lock:
+                self.running.pop(job, None)
+        self._after(name, report.error, bool(report.apply.touched))
 
-    def read_back(self, name: str) -> None:
-        if not self.stopping.is_set():
-            self.app.engine.sync([name], read_back=True)
+    def _after(self, name: str, error: str, touched: bool) -> None:
+        if error:
+            failures = self.failures.get(name, 0) + 1
+            self.failures[name] = failures
+            channel = self.app.config.channel(name)
+            cap = self.app.config.daemon.failure_backoff_max
+            delay = min(cap, self._interval(channel) * 2 ** (failures - 1))
+            log.warning("%s: cycle failed (%d in a row); next try in %.0f s", name, failures,
+                        delay)
+            self.run_now(name, delay)
+        elif self.failures.pop(name, 0):
+            log.info("%s: working again", name)
+        if touched and not error and not self.app.engine.stopping.is_set():
+            for other in self.app.engine.channels():
+                if other.name != name and not self.failures.get(other.name):
+                    self.run_now(other.name)
+        self.on_cycle(name, error)
+
+    def healthy(self) -> bool:
+        """The scheduler runs and no cycle is stuck."""
+        if not self.scheduler.running:
+            return False
+        limit = max(600.0, STUCK_FACTOR * self.app.config.daemon.pull_interval)
+        with self._lock:
+            oldest = min(self.running.values(), default=None)
+        return oldest is None or time.monotonic() - oldest < limit
+
+    def stop(self, timeout: float) -> bool:
+        """No new jobs; let running cycles finish within the timeout. True if they did."""
+        self.app.engine.stopping.set()
+        done = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+                                daemon=True)
+        done.start()
+        done.join(timeout)
+        return not done.is_alive()
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path, env: Mapping[str, str]) -> None:
+        self.config_path = config_path
+        self.env = env
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self.wake = threading.Event()
+        self.app = App(config)
+        self.channels: Channels | None = None
+        self.last_cycle: dict[str, tuple[datetime, str]] = {}
 
     def run(self) -> int:
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in SHUTDOWN_SIGNALS}
+        handlers = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop,
+                    signal.SIGHUP: self._on_reload}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
-            self.scheduler.start()
+            self.app.db  # noqa: B018 - open (and migrate) the ledger before saying READY
+            self.channels = Channels(self.app, self._on_cycle, self.wake)
+            self.channels.start()
             log.info("running %d channel(s)", len(self.app.engine.channels()))
-            self.stopping.wait()
-            log.info("stopping: letting running cycles finish")
-            self.scheduler.shutdown(wait=True)
+            self._loop()
+            return self._shutdown()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self.app.close()
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.wait(1.0)
+            self.wake.clear()
+            if self.stopping.is_set():
+                break
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            if self.channels:
+                self.channels.apply_requests()
+
+    def _shutdown(self) -> int:
+        log.info("stopping: no new cycles; letting running ones finish")
+        timeout = self.app.config.daemon.shutdown_timeout
+        finished = self.channels.stop(timeout) if self.channels else True
+        self.app.close()
+        if not finished:
+            log.error("cycles still running after %.0f s; exiting anyway (each page and "
+                      "push is committed on its own: nothing done is lost)", timeout)
+            return 1
         log.info("stopped")
         return 0
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+    def reload(self) -> bool:
+        """Load the config again; a broken one is refused and the running one kept."""
+        try:
+            config = load_config(self.config_path, self.env)
+        except ConfigError as exc:
+            log.error("config reload refused, keeping the running config: %s",
+                      "; ".join(exc.problems))
+            return False
+        log.info("config reloaded from %s; restarting the schedule", self.config_path)
+        if self.channels:
+            self.channels.stop(self.app.config.daemon.shutdown_timeout)
+        self.app.close()
+        self.app = App(config)
+        self.channels = Channels(self.app, self._on_cycle, self.wake)
+        self.channels.start()
+        return True
+
+    def _on_cycle(self, channel: str, error: str) -> None:
+        self.last_cycle[channel] = (utcnow(), error)
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s", signal.Signals(signum).name)
         self.stopping.set()
+        self.wake.set()
 
-
-def _now() -> datetime:
-    from channelsync.models import utcnow
-
-    return utcnow()
+    def _on_reload(self, _signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP: reloading the config")
+        self.reload_requested.set()
+        self.wake.set()

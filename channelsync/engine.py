@@ -83,6 +83,9 @@ class SyncEngine:
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
         self.on_event: Callable[[str], None] = lambda _message: None  # progress for people
+        # Set on shutdown: work stops at the next page or batch boundary, where everything
+        # done so far is committed and the cursor matches it.
+        self.stopping = threading.Event()
         daemon = config.daemon
         self.retry = RetryPolicy(daemon.retry_attempts, max_wait=daemon.retry_max_wait, sleep=sleep)
         with db.begin() as conn:
@@ -168,7 +171,7 @@ class SyncEngine:
             self.plan_outbox(everyone, None if replan_all else touched)
             for channel in mine:
                 report = reports[channel.name]
-                if report.error:
+                if report.error or self.stopping.is_set():
                     continue
                 self._guarded(channel, report, self.push)
                 if read_back or self._never_read(channel):
@@ -235,6 +238,10 @@ class SyncEngine:
             page = result.next_page
             if page is None:
                 break
+            if self.stopping.is_set():
+                log.info("%s: stopping after a committed page; the rest comes next time",
+                         channel.name)
+                return report.apply.touched
         else:
             raise ChannelError(f"more than {MAX_PAGES} pages of orders", channel=channel.name)
         with self.db.begin() as conn:

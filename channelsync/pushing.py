@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from channelsync.config import ChannelConfig
+from channelsync.config import ChannelConfig, Config
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.connector import ChannelListing, PushItem, PushResult
 from channelsync.errors import ChannelSyncError, PermanentChannelError, RetriableChannelError
 from channelsync.ledger import chunks, kit_t, sku_t, state_t
-from channelsync.planner import listing_t, outbox_t
+from channelsync.planner import listing_t, outbox_t, targets
 
 if TYPE_CHECKING:
     from channelsync.engine import SyncEngine
@@ -49,19 +49,37 @@ class Found:
     in_line: list[str] = field(default_factory=list)  # channel SKUs showing what was pushed
 
 
-def _due(conn: Connection, channel: str, now: datetime) -> tuple[list[dict[str, Any]], Any]:
+def _due(
+    conn: Connection, config: Config, channel: str, now: datetime
+) -> tuple[list[dict[str, Any]], Any]:
+    """Outbox rows due now, their targets computed again with this process's config.
+
+    The outbox says which listings need a push; what to push is decided right before
+    pushing, from the ledger as it is now (a CLI with another config may have planned it).
+    Rows that no longer need a push are settled here.
+    """
     query = (
-        sa.select(outbox_t.c.id, outbox_t.c.listing_id, outbox_t.c.target, outbox_t.c.version,
-                  outbox_t.c.attempts, listing_t.c.channel_sku, listing_t.c.ref,
-                  listing_t.c.managed, listing_t.c.last_pushed, listing_t.c.last_pushed_at)
+        sa.select(outbox_t.c.id, outbox_t.c.listing_id, outbox_t.c.version, outbox_t.c.attempts,
+                  listing_t.c.id.label("lid"), listing_t.c.channel, listing_t.c.sku,
+                  listing_t.c.channel_sku, listing_t.c.ref, listing_t.c.managed,
+                  listing_t.c.last_pushed, listing_t.c.last_pushed_at)
         .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
         .where(outbox_t.c.channel == channel, outbox_t.c.next_attempt_at <= now)
         .order_by(outbox_t.c.id)
     )
     rows = [dict(r) for r in conn.execute(query).mappings()]
+    items = targets(conn, config, [{**r, "id": r["lid"]} for r in rows])
+    due, settled = [], []
+    for row, item in zip(rows, items, strict=True):
+        if item.changes:
+            due.append({**row, "target": item.target})
+        else:
+            settled.append(row["id"])
+    for chunk in chunks(settled):
+        conn.execute(outbox_t.delete().where(outbox_t.c.id.in_(chunk)))
     watermark = conn.execute(
         sa.select(state_t.c.pull_started_at).where(state_t.c.name == channel)).scalar()
-    return rows, watermark
+    return due, watermark
 
 
 def echo_safe(row: dict[str, Any], watermark: datetime | None) -> bool:
@@ -77,14 +95,13 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
     outcome = PushOutcome()
     connector = engine.connector(channel)
     with engine.db.begin() as conn:
-        rows, watermark = _due(conn, channel.name, engine.clock())
-        unowned = [r["id"] for r in rows if not r["managed"]]
-        if unowned:
-            conn.execute(outbox_t.delete().where(outbox_t.c.id.in_(unowned)))
-    due = [r for r in rows if r["managed"] and echo_safe(r, watermark)]
-    outcome.held = sum(1 for r in rows if r["managed"]) - len(due)
+        rows, watermark = _due(conn, engine.config, channel.name, engine.clock())
+    due = [r for r in rows if echo_safe(r, watermark)]
+    outcome.held = len(rows) - len(due)
     size = max(1, connector.capabilities.push_batch_size)
     for batch in chunks(due, size):
+        if engine.stopping.is_set():
+            break  # shutting down: the outbox keeps the rest
         items = [PushItem(r["channel_sku"], r["target"], r["ref"], r["last_pushed"]) for r in batch]
         try:
             results: list[PushResult] = engine.call(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,11 @@ consumer_secret = "cs_d"
 """
 
 
+def log_file(tmp_path: Path) -> Any:
+    # A file, not a pipe: a pipe nobody reads fills up and blocks the daemon's logging.
+    return (tmp_path / "daemon.log").open("w")
+
+
 def wait_for(check: object, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,7 +51,7 @@ def test_run_keeps_channels_in_sync_and_stops_on_signal(tmp_path: Path, sig: int
         cli = [sys.executable, "-m", "channelsync", "--config", str(config)]
         subprocess.run([*cli, "stock", "set", "MUG", "4"], check=True, capture_output=True)
         daemon = subprocess.Popen([*cli, "--log-level", "info", "run"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.DEVNULL, stderr=log_file(tmp_path), text=True)
         try:
             def shows() -> int:
                 listing = httpx.get(f"{emulator.url}/_sandbox/listings").json()["listings"]
@@ -61,10 +67,89 @@ def test_run_keeps_channels_in_sync_and_stops_on_signal(tmp_path: Path, sig: int
                            check=True, capture_output=True)
             wait_for(lambda: shows() == 0)
             daemon.send_signal(sig)
-            _, stderr = daemon.communicate(timeout=30)
+            daemon.wait(timeout=60)
         finally:
             if daemon.poll() is None:
                 daemon.kill()
+    stderr = (tmp_path / "daemon.log").read_text()
     assert daemon.returncode == 0, stderr
     assert "stopped" in stderr
     assert "cs_d" not in stderr
+
+
+def shows(emulator: WooCommerceEmulator, sku: str = "MUG") -> int | None:
+    for listing in httpx.get(f"{emulator.url}/_sandbox/listings").json()["listings"]:
+        if listing["sku"] == sku:
+            return int(listing["quantity"])
+    return None
+
+
+def channel_block(name: str, url: str) -> str:
+    return (f'[[channel]]\nname = "{name}"\ntype = "woocommerce"\nendpoint = "{url}"\n'
+            'consumer_key = "ck_d"\nconsumer_secret = "cs_d"\n')
+
+
+def test_sighup_reloads_a_good_config_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    with WooCommerceEmulator(consumer_key="ck_d", consumer_secret="cs_d") as emulator:
+        httpx.post(f"{emulator.url}/_sandbox/listings", json={"sku": "MUG", "quantity": 0})
+        config = tmp_path / "channels.toml"
+        good = CONFIG.format(db=tmp_path / "l.db", url=emulator.url)
+        config.write_text(good)
+        (tmp_path / "cli.toml").write_text(good)  # the CLI's own, always valid
+        cli = [sys.executable, "-m", "channelsync", "--config", str(tmp_path / "cli.toml")]
+        subprocess.run([*cli, "stock", "set", "MUG", "6"], check=True, capture_output=True)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "channelsync", "--config", str(config), "--log-level",
+             "info", "run"], stdout=subprocess.DEVNULL, stderr=log_file(tmp_path), text=True)
+        try:
+            wait_for(lambda: shows(emulator) == 6)
+            config.write_text(good + "[channel.rules]\nbuffer = 2\n")
+            daemon.send_signal(signal.SIGHUP)
+            wait_for(lambda: shows(emulator) == 4)  # the new rule is in force
+            config.write_text(good + "[channel.rules]\nbuffer = -1\n")
+            daemon.send_signal(signal.SIGHUP)
+            time.sleep(1.5)
+            assert daemon.poll() is None  # still running, on the old config
+            subprocess.run([*cli, "stock", "set", "MUG", "9"], check=True, capture_output=True)
+            wait_for(lambda: shows(emulator) == 7)  # 9 - buffer 2 of the kept config
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    stderr = (tmp_path / "daemon.log").read_text()
+    assert daemon.returncode == 0, stderr
+    assert "config reloaded" in stderr
+    assert "config reload refused" in stderr and "buffer" in stderr
+
+
+def test_a_failing_channel_backs_off_and_the_other_keeps_working(tmp_path: Path) -> None:
+    with WooCommerceEmulator(consumer_key="ck_d", consumer_secret="cs_d") as good, \
+            WooCommerceEmulator(consumer_key="ck_d", consumer_secret="cs_d") as bad:
+        for emulator in (good, bad):
+            httpx.post(f"{emulator.url}/_sandbox/listings", json={"sku": "MUG", "quantity": 0})
+        httpx.post(f"{bad.url}/_sandbox/faults", json={"error_rate": 1.0})
+        config = tmp_path / "channels.toml"
+        config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "l.db"}"\n'
+                          "[daemon]\npull_interval = 0.5\nretry_max_wait = 0.1\n"
+                          + channel_block("shop", good.url) + channel_block("down", bad.url))
+        cli = [sys.executable, "-m", "channelsync", "--config", str(config)]
+        subprocess.run([*cli, "stock", "set", "MUG", "5"], check=True, capture_output=True)
+        daemon = subprocess.Popen([*cli, "--log-level", "info", "run"],
+                                  stdout=subprocess.DEVNULL, stderr=log_file(tmp_path), text=True)
+        try:
+            wait_for(lambda: shows(good) == 5)
+            subprocess.run([*cli, "stock", "set", "MUG", "3"], check=True, capture_output=True)
+            wait_for(lambda: shows(good) == 3)
+            time.sleep(2)
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    stderr = (tmp_path / "daemon.log").read_text()
+    assert daemon.returncode == 0, stderr
+    # pull_interval 0.5 s, doubling: 0.5, 1, 2 s ...
+    assert "down: cycle failed (1 in a row); next try in 0 s" in stderr
+    assert "down: cycle failed (2 in a row); next try in 1 s" in stderr
+    assert "shop: cycle failed" not in stderr
