@@ -54,6 +54,9 @@ def _setup_sqlite(engine: Engine) -> None:
         if engine.url.database not in (None, "", ":memory:"):
             cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoint every ~40 MB of WAL instead of 4 MB: a commit per page of orders
+        # otherwise spends much of its time checkpointing.
+        cur.execute("PRAGMA wal_autocheckpoint = 10000")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
 

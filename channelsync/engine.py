@@ -206,6 +206,8 @@ class SyncEngine:
         """Pull every page changed since the cursor (minus the overlap) and apply it."""
         connector = self.connector(channel)
         started = self.clock()
+        # A read-back may pull a second time into the same report: events carry this pull's.
+        before = (report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
         with self.db.begin() as conn:
             ledger.ensure_channel_state(conn, channel.name)
             cursor = conn.execute(sa.select(state_t.c.cursor).where(
@@ -249,10 +251,11 @@ class SyncEngine:
                 pull_started_at=started, pulled_at=self.clock(), last_error=""))
         log.info("%s: pulled %d lines (%d applied, %d pending, %d bad)", channel.name,
                  report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
-        self.events.emit("pull_done", channel=channel.name, lines=report.pulled,
-                         applied=report.apply.applied, pending=report.apply.pending,
-                         bad_records=report.bad_records, seconds=(self.clock() - started)
-                         .total_seconds())
+        self.events.emit("pull_done", channel=channel.name, lines=report.pulled - before[0],
+                         applied=report.apply.applied - before[1],
+                         pending=report.apply.pending - before[2],
+                         bad_records=report.bad_records - before[3],
+                         seconds=(self.clock() - started).total_seconds())
         return report.apply.touched
 
     def _never_read(self, channel: ChannelConfig) -> bool:

@@ -32,6 +32,7 @@ from channelsync.models import (
     OrderLine,
     Reservation,
     Sku,
+    UTCDateTime,
 )
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ mov_t = Movement.__table__  # type: ignore[attr-defined]
 state_t = ChannelState.__table__  # type: ignore[attr-defined]
 
 MAX_COMPETING = 20  # orders named in one oversell conflict
+# IN lists bound at execution: building one bind parameter per value cost more than
+# the queries on a page of orders.
+_LIST: sa.BindParameter[Any] = sa.bindparam("values", expanding=True)
 
 
 @dataclass
@@ -69,19 +73,16 @@ class _Work:
     """What one transaction will write, accumulated in memory first."""
 
     now: datetime
-    movements: list[dict[str, Any]] = field(default_factory=list)
+    movements: list[tuple[Any, ...]] = field(default_factory=list)
     sku_delta: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    line_updates: list[dict[str, Any]] = field(default_factory=list)
-    reservations: list[dict[str, Any]] = field(default_factory=list)
+    line_updates: list[tuple[Any, ...]] = field(default_factory=list)  # _UPDATE_LINE order
+    reservations: list[tuple[int, str, int]] = field(default_factory=list)
     reset_lines: list[int] = field(default_factory=list)
     unknown: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     known: set[tuple[str, str]] = field(default_factory=set)
 
     def move(self, sku: str, kind: str, on_hand: int, reserved: int, key: str, source: str) -> None:
-        self.movements.append({
-            "sku": sku, "kind": kind, "on_hand_delta": on_hand, "reserved_delta": reserved,
-            "reason": "", "source": source, "idempotency_key": key, "created_at": self.now,
-        })
+        self.movements.append((sku, kind, on_hand, reserved, "", source, key, self.now))
         delta = self.sku_delta[sku]
         delta[0] += on_hand
         delta[1] += reserved
@@ -96,7 +97,7 @@ class Catalog:
         for chunk in chunks(wanted):
             for kit, comp, qty in conn.execute(
                 sa.select(kit_t.c.kit_sku, kit_t.c.component_sku, kit_t.c.quantity)
-                .where(kit_t.c.kit_sku.in_(chunk))
+                .where(kit_t.c.kit_sku.in_(_LIST)), {"values": list(chunk)}
             ):
                 self.kits[kit][comp] = qty
         every = sorted(set(wanted) | {c for comps in self.kits.values() for c in comps})
@@ -104,11 +105,12 @@ class Catalog:
         for chunk in chunks(every):
             query = (
                 sa.select(sku_t.c.sku, sku_t.c.counted_at)
-                .where(sku_t.c.sku.in_(chunk))
+                .where(sku_t.c.sku.in_(_LIST))
                 .order_by(sku_t.c.sku)
                 .with_for_update()  # serializes writers of the same SKU (no-op on SQLite)
             )
-            self.counted_at.update({s: c for s, c in conn.execute(query)})
+            rows = conn.execute(query, {"values": list(chunk)})
+            self.counted_at.update({s: c for s, c in rows})
 
     def components(self, sku: str) -> dict[str, int] | None:
         """SKU -> per-unit components; None when neither a known SKU nor a kit of known SKUs."""
@@ -198,25 +200,24 @@ def _lock_lines(
     conn: Connection, channel: str, snaps: Sequence[OrderLineSnapshot]
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Create missing order lines (ON CONFLICT DO NOTHING) and lock all of them."""
-    insert = dialect_insert(conn, line_t).on_conflict_do_nothing(
-        index_elements=["channel", "order_id", "line_id"]
-    )
-    conn.execute(insert, [
-        {"channel": channel, "order_id": s.order_id, "line_id": s.line_id,
-         "channel_sku": s.channel_sku, "state": "new"} for s in snaps
+    _executemany(conn, _INSERT_LINE, [
+        (channel, s.order_id, s.line_id, s.channel_sku) for s in snaps
     ])
+    # By channel and order id, which uses the whole unique index on both databases (a
+    # tuple IN does not on SQLite); other lines of the same orders are dropped here.
+    wanted = {(s.order_id, s.line_id) for s in snaps}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    keys = [(s.order_id, s.line_id) for s in snaps]
-    for chunk in chunks(keys, 400):
+    for chunk in chunks(sorted({s.order_id for s in snaps})):
         query = (
             sa.select(line_t)
-            .where(line_t.c.channel == channel,
-                   sa.tuple_(line_t.c.order_id, line_t.c.line_id).in_(chunk))
+            .where(line_t.c.channel == channel, line_t.c.order_id.in_(_LIST))
             .order_by(line_t.c.id)
             .with_for_update()
         )
-        for row in conn.execute(query).mappings():
-            rows[(row["order_id"], row["line_id"])] = dict(row)
+        for row in conn.execute(query, {"values": list(chunk)}).mappings():
+            key = (row["order_id"], row["line_id"])
+            if key in wanted:
+                rows[key] = dict(row)
     return rows
 
 
@@ -225,7 +226,7 @@ def _reservations(conn: Connection, line_ids: Sequence[int]) -> dict[int, dict[s
     for chunk in chunks(sorted(line_ids)):
         for line_id, sku, qty in conn.execute(
             sa.select(res_t.c.line_id, res_t.c.sku, res_t.c.quantity)
-            .where(res_t.c.line_id.in_(chunk))
+            .where(res_t.c.line_id.in_(_LIST)), {"values": list(chunk)}
         ):
             held[line_id][sku] = qty
     return held
@@ -289,12 +290,10 @@ def _apply_line(
             result.pending += 1
         else:
             result.applied += 1
-    work.line_updates.append({
-        "b_id": row["id"], "channel_sku": snap.channel_sku, "sku": sku, "status": snap.status,
-        "ordered": ordered, "shipped": shipped, "cancelled": cancelled, "restocked": restocked,
-        "changed_at": snap.changed_at, "version": version, "state": state,
-        "committed": committed, "restock_applied": restock_applied,
-    })
+    work.line_updates.append((
+        snap.channel_sku, sku, snap.status, ordered, shipped, cancelled, restocked,
+        snap.changed_at, version, state, committed, restock_applied, row["id"],
+    ))
 
 
 def _diff_reservations(
@@ -305,22 +304,53 @@ def _diff_reservations(
         if delta:
             kind = "reserve" if delta > 0 else "release"
             work.move(sku, kind, 0, delta, f"{key}:{kind}:{sku}", key)
-    work.reservations.extend(
-        {"line_id": line_id, "sku": sku, "quantity": qty} for sku, qty in desired.items() if qty > 0
-    )
+    work.reservations.extend((line_id, sku, qty) for sku, qty in desired.items() if qty > 0)
+
+
+# The hot bulk writes go to the driver's executemany directly: building SQLAlchemy
+# parameters row by row cost more than the writes themselves (see bench/).
+_INSERT_LINE = (
+    "INSERT INTO order_line (channel, order_id, line_id, channel_sku, sku, status, ordered, "
+    "shipped, cancelled, restocked, version, state, committed, restock_applied) "
+    "VALUES (?, ?, ?, ?, '', '', 0, 0, 0, 0, 0, 'new', 0, 0) "
+    "ON CONFLICT (channel, order_id, line_id) DO NOTHING"
+)
+_UPDATE_LINE = (
+    "UPDATE order_line SET channel_sku = ?, sku = ?, status = ?, ordered = ?, shipped = ?, "
+    "cancelled = ?, restocked = ?, changed_at = ?, version = ?, state = ?, committed = ?, "
+    "restock_applied = ? WHERE id = ?"
+)
+_INSERT_MOVEMENT = (
+    "INSERT INTO movement (sku, kind, on_hand_delta, reserved_delta, reason, source, "
+    "idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_RESERVATION = "INSERT INTO reservation (line_id, sku, quantity) VALUES (?, ?, ?)"
+
+
+def _executemany(
+    conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]], stamp: int | None = None
+) -> None:
+    """executemany on the driver; ``?`` placeholders; the datetime at position ``stamp``
+    is stored as the ORM stores it."""
+    if not rows:
+        return
+    to_db = UTCDateTime().bind_processor(conn.dialect)
+    if stamp is not None and to_db is not None:
+        rows = [(*r[:stamp], to_db(r[stamp]), *r[stamp + 1:]) for r in rows]
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def _write(conn: Connection, work: _Work) -> None:
     if work.line_updates:
-        stmt = line_t.update().where(line_t.c.id == sa.bindparam("b_id"))
-        conn.execute(stmt, work.line_updates)
-        ids = [u["b_id"] for u in work.line_updates]
+        _executemany(conn, _UPDATE_LINE, work.line_updates, stamp=7)
+        ids = [u[-1] for u in work.line_updates]
         for chunk in chunks(ids):
-            conn.execute(res_t.delete().where(res_t.c.line_id.in_(chunk)))
-        if work.reservations:
-            conn.execute(res_t.insert(), work.reservations)
-    if work.movements:
-        conn.execute(mov_t.insert(), work.movements)
+            conn.execute(res_t.delete().where(res_t.c.line_id.in_(_LIST)),
+                         {"values": list(chunk)})
+        _executemany(conn, _INSERT_RESERVATION, work.reservations)
+    _executemany(conn, _INSERT_MOVEMENT, work.movements, stamp=7)
     changed = [
         {"b_sku": sku, "d_on_hand": d[0], "d_reserved": d[1]}
         for sku, d in sorted(work.sku_delta.items()) if d != [0, 0]

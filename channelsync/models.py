@@ -73,7 +73,13 @@ class ChannelState(SQLModel, table=True):
 
 class Listing(SQLModel, table=True):
     __tablename__ = "listing"
-    __table_args__ = (sa.UniqueConstraint("channel", "channel_sku"),)
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "channel_sku"),
+        # The planner looks for never-pushed listings every cycle: without this it scans
+        # the whole catalog, and a cycle where nothing changed grows with it.
+        sa.Index("ix_listing_unpushed", "channel", sqlite_where=sa.text("last_pushed IS NULL"),
+                 postgresql_where=sa.text("last_pushed IS NULL")),
+    )
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=200)
     channel_sku: str = Field(max_length=200)

@@ -213,10 +213,12 @@ def accept_observed(conn: Connection, channel: str, drift: Sequence[Drift]) -> N
 
 def unmapped(conn: Connection, channel: str) -> list[str]:
     """Channel SKUs whose master SKU is neither in the ledger nor a kit."""
-    known = sa.union(sa.select(sku_t.c.sku), sa.select(kit_t.c.kit_sku)).subquery()
+    # NOT EXISTS, not NOT IN: PostgreSQL turns a NOT IN over a large subquery quadratic.
+    is_sku = sa.exists().where(sku_t.c.sku == listing_t.c.sku)
+    is_kit = sa.exists().where(kit_t.c.kit_sku == listing_t.c.sku)
     query = (
         sa.select(listing_t.c.channel_sku)
-        .where(listing_t.c.channel == channel, listing_t.c.sku.not_in(sa.select(known.c[0])))
+        .where(listing_t.c.channel == channel, ~is_sku, ~is_kit)
         .order_by(listing_t.c.channel_sku)
     )
     return list(conn.execute(query).scalars())
