@@ -14,6 +14,7 @@ from channelsync import ledger, planner, stock
 from channelsync.config import Config
 from channelsync.db import open_ledger_engine
 from channelsync.engine import SyncEngine
+from channelsync.events import EventBus
 from channelsync.ledger import ApplyResult
 from channelsync.models import utcnow
 
@@ -24,11 +25,13 @@ class App:
     """Opens what a command needs, lazily, and closes it."""
 
     def __init__(
-        self, config: Config, *, migrate: bool = True, clock: Callable[[], datetime] = utcnow
+        self, config: Config, *, migrate: bool = True, clock: Callable[[], datetime] = utcnow,
+        events: EventBus | None = None,
     ) -> None:
         self.config = config
         self._migrate = migrate
         self.now = clock
+        self.events = events or EventBus()
 
     @cached_property
     def db(self) -> Engine:
@@ -36,7 +39,7 @@ class App:
 
     @cached_property
     def engine(self) -> SyncEngine:
-        return SyncEngine(self.config, self.db, clock=self.now)
+        return SyncEngine(self.config, self.db, clock=self.now, events=self.events)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

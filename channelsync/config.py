@@ -81,6 +81,7 @@ class DaemonConfig(_Model):
 class AlertsConfig(_Model):
     urls: list[SecretStr] = []  # apprise URLs; they often carry tokens
     repeat_interval: float = Field(default=6 * 3600.0, gt=0)  # re-alert while still open
+    check_interval: float = Field(default=30.0, gt=0)  # seconds between alert runs
     channel_down_after: float = Field(default=900.0, gt=0)  # unreachable this long: alert
     low_stock: int | None = Field(default=None, ge=0)  # alert when available <= this
     low_stock_sku: dict[str, int] = {}  # per-SKU thresholds, overriding low_stock

@@ -19,15 +19,24 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from channelsync.alerts import AlertDispatcher
 from channelsync.app import App
 from channelsync.config import ChannelConfig, Config, load_config
 from channelsync.errors import ConfigError
+from channelsync.events import EventBus
+from channelsync.httpd import Server, serve
 from channelsync.models import utcnow
+from channelsync.observability import Metrics
+from channelsync.observability import routes as metrics_routes
+from channelsync.systemd import Notifier, Watchdog
+from channelsync.webhooks import WebhookReceiver
+from channelsync.webhooks import routes as webhook_routes
 
 log = logging.getLogger(__name__)
 JITTER_FRACTION = 0.1
@@ -154,26 +163,103 @@ class Daemon:
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
         self.wake = threading.Event()
-        self.app = App(config)
+        self.events = EventBus()  # outlives reloads, so the metrics' counters go on
+        self.app = App(config, events=self.events)
         self.channels: Channels | None = None
         self.last_cycle: dict[str, tuple[datetime, str]] = {}
+        self.notifier = Notifier.from_env(env)
+        self.metrics: Metrics | None = None
+        self.receiver: WebhookReceiver | None = None
+        self.servers: list[Server] = []
+        self.alert_wake = threading.Event()
+        self.events.subscribe(self._on_event)
 
     def run(self) -> int:
         handlers = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop,
                     signal.SIGHUP: self._on_reload}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        watchdog = Watchdog(self.notifier, self.healthy, self.notifier.watchdog_interval)
         try:
             self.app.db  # noqa: B018 - open (and migrate) the ledger before saying READY
+            self._serve()
             self.channels = Channels(self.app, self._on_cycle, self.wake)
             self.channels.start()
             log.info("running %d channel(s)", len(self.app.engine.channels()))
+            self.notifier.ready(self.summary())
+            watchdog.start()
+            alerts = threading.Thread(target=self._alerts, name="alerts", daemon=True)
+            alerts.start()
             self._loop()
+            self.alert_wake.set()
+            self.notifier.stopping("stopping: finishing running cycles")
+            watchdog.stop()
             return self._shutdown()
         finally:
+            watchdog.stop()
+            for server in self.servers:
+                server.stop()
+            if self.metrics:
+                self.metrics.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _serve(self) -> None:
+        """The optional HTTP endpoints: metrics and health, and webhooks."""
+        daemon = self.app.config.daemon
+        if daemon.metrics_listen:
+            self.metrics = Metrics(self.events, self.app.db, self.app.config)
+            self.servers.append(serve(daemon.metrics_listen, metrics_routes(self.metrics),
+                                      setting="daemon.metrics_listen"))
+            log.info("metrics and health on %s", self.servers[-1].url)
+        if daemon.webhook_listen:
+            self.receiver = WebhookReceiver(self.app.config, self._webhook)
+            self.servers.append(serve(daemon.webhook_listen, webhook_routes(self.receiver),
+                                      setting="daemon.webhook_listen"))
+            log.info("webhooks on %s/webhooks/<channel>", self.servers[-1].url)
+
+    def _alerts(self) -> None:
+        """Alerts on a thread of their own: a slow or failing destination never delays a sync."""
+        dispatcher, config = None, None
+        while not self.stopping.is_set():
+            if config is not self.app.config:  # started, or the config was reloaded
+                config = self.app.config
+                dispatcher = AlertDispatcher(config, self.app.db)
+            try:
+                assert dispatcher is not None
+                run = dispatcher.run_once()
+                if run.sent or run.failed or run.resolved_notices:
+                    log.info("alerts: %d sent, %d failed, %d resolved notices", run.sent,
+                             run.failed, run.resolved_notices)
+            except Exception:  # the database may be away for a moment: next run
+                log.exception("alerts: run failed")
+            self.alert_wake.wait(self.app.config.alerts.check_interval)
+            self.alert_wake.clear()
+
+    def _on_event(self, event: str, _fields: dict[str, Any]) -> None:
+        if event == "conflicts":
+            self.alert_wake.set()
+
+    def _webhook(self, channel: str) -> None:
+        if self.channels:
+            log.info("%s: webhook: pulling now", channel)
+            self.channels.run_now(channel)
+
+    def healthy(self) -> bool:
+        """For the watchdog: the scheduler runs and no cycle is stuck."""
+        return self.channels is not None and self.channels.healthy()
+
+    def summary(self) -> str:
+        """A short status line for systemd (systemctl status)."""
+        channels = self.app.engine.channels()
+        failing = sorted(name for name, (_, error) in self.last_cycle.items() if error)
+        text = f"{len(channels)} channel(s)"
+        if self.last_cycle:
+            last = max(when for when, _ in self.last_cycle.values())
+            text += f", last cycle {last:%H:%M:%S} UTC"
+        return text + (f"; failing: {', '.join(failing)}" if failing else "; all ok")
+
     def _loop(self) -> None:
+        next_status = time.monotonic() + STATUS_EVERY
         while not self.stopping.is_set():
             self.wake.wait(1.0)
             self.wake.clear()
@@ -184,6 +270,9 @@ class Daemon:
                 self.reload()
             if self.channels:
                 self.channels.apply_requests()
+            if time.monotonic() >= next_status:
+                self.notifier.status(self.summary())
+                next_status = time.monotonic() + STATUS_EVERY
 
     def _shutdown(self) -> int:
         log.info("stopping: no new cycles; letting running ones finish")
@@ -206,12 +295,18 @@ class Daemon:
                       "; ".join(exc.problems))
             return False
         log.info("config reloaded from %s; restarting the schedule", self.config_path)
+        self.notifier.notify(RELOADING=1, STATUS="reloading the config")
         if self.channels:
             self.channels.stop(self.app.config.daemon.shutdown_timeout)
         self.app.close()
-        self.app = App(config)
+        self.app = App(config, events=self.events)
+        if self.metrics:
+            self.metrics.retarget(self.app.db, config)
+        if self.receiver:
+            self.receiver.reconfigure(config)
         self.channels = Channels(self.app, self._on_cycle, self.wake)
         self.channels.start()
+        self.notifier.ready(self.summary())
         return True
 
     def _on_cycle(self, channel: str, error: str) -> None:

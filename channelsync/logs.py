@@ -36,4 +36,7 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     # httpx logs every request at INFO, and APScheduler warns of every coalesced run;
     # the connectors and the daemon log what matters.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # apprise and urllib3 log whole notification URLs (tokens in them) at debug.
+    for name in ("apprise", "urllib3"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))

@@ -48,7 +48,8 @@ def _isolated_logging() -> Iterator[None]:
 
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    quiet = {name: logging.getLogger(name).level for name in ("httpx", "apscheduler")}
+    quiet = {name: logging.getLogger(name).level
+             for name in ("httpx", "apscheduler", "apprise", "urllib3")}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
