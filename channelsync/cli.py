@@ -290,13 +290,23 @@ def conflicts_ack(conflict_id: int) -> None:
 
 
 @config_app.command("check")
-def config_check(path: Annotated[Path | None, typer.Argument()] = None) -> None:
+def config_check(
+    path: Annotated[Path | None, typer.Argument()] = None, as_json: JsonOpt = False
+) -> None:
     """Validate a config file: every problem with its location, no traceback."""
     target = path or find_config(state.config_path, os.environ)
     try:
         config = load_config(target, require_env=False)
     except ConfigError as exc:
+        if as_json:
+            emit({"file": str(target), "ok": False, "problems": exc.problems, "warnings": []})
+            raise typer.Exit(EXIT_USAGE) from None
         show_config_error(exc)
+    if as_json:
+        emit({"file": str(target), "ok": True, "problems": [], "warnings": list(config.warnings),
+              "channels": [{"name": c.name, "type": c.type, "enabled": c.enabled}
+                           for c in config.channels]})
+        return
     for warning in config.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning} (needed when channelsync runs)",
                   markup=True)

@@ -100,8 +100,12 @@ def stock_import(
 def stock_export(
     file: Annotated[Path | None, typer.Argument(help="Where to write (default: stdout).")]
     = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Export the stock as CSV, in the import format."""
+    """Export the stock as CSV, in the import format (or JSON with --json)."""
+    if as_json and file is None:
+        stock_list(as_json=True)
+        return
     with opened() as application, application.db.connect() as conn:
         stream = file.open("w", encoding="utf-8", newline="") if file else sys.stdout
         try:

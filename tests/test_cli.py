@@ -197,3 +197,21 @@ def test_bad_input_gets_clear_messages_and_usage_exit_codes(seller: Seller,
     assert "Traceback" not in result.stderr
     missing = seller.runner.invoke(app, ["--config", str(tmp_path / "none.toml"), "status"])
     assert missing.exit_code == 2 and "no config file" in missing.stderr
+
+
+def test_config_check_as_json(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = tmp_path / "good.toml"
+    good.write_text('[[channel]]\nname = "s"\ntype = "woocommerce"\nconsumer_key = "${K}"\n'
+                    'consumer_secret = "x"\n')
+    result = runner.invoke(app, ["config", "check", str(good), "--json"], env={})
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["ok"] and data["channels"] == [{"name": "s", "type": "woocommerce",
+                                                "enabled": True}]
+    assert any("K is not set" in w for w in data["warnings"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[rules]\npercent = -1\n")
+    result = runner.invoke(app, ["config", "check", str(bad), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["problems"][0].startswith("rules.percent")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -331,3 +333,55 @@ def test_orders_wait_for_a_mapping_and_apply_once_mapped(engine: Engine, clock: 
 
     assert sku_row(engine, "MUG")["reserved"] == 2
     assert a.quantities["A-MUG"] == 3
+
+
+def test_stopping_mid_pull_loses_nothing(engine: Engine, clock: Clock) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 50
+    set_stock(engine, config, clock, MUG=50)
+    sync.sync(["a"])
+    for _ in range(7):  # four pages of two orders
+        clock.tick()
+        a.sell(("MUG", 1))
+    clock.tick()
+    original = fakes.FakeConnector.pull_orders
+
+    def pull_then_stop(self: fakes.FakeConnector, since: datetime, page: str | None) -> Any:
+        result = original(self, since, page)
+        sync.stopping.set()  # SIGTERM arrives while the first page is being applied
+        return result
+
+    fakes.FakeConnector.pull_orders = pull_then_stop  # type: ignore[method-assign]
+    pushes = len(a.pushes)
+    try:
+        (report,) = sync.sync(["a"])
+    finally:
+        fakes.FakeConnector.pull_orders = original  # type: ignore[method-assign]
+    assert report.pulled == 2  # one page applied and committed, then it stopped
+    assert len(a.pushes) == pushes  # and pushed nothing more
+    from tests.ledger_helpers import sku_row
+
+    assert sku_row(engine, "MUG")["reserved"] == 2
+    restarted = SyncEngine(config, engine, clock=clock, sleep=lambda _s: None)
+    restarted.sync(["a"])
+    assert sku_row(engine, "MUG")["reserved"] == 7
+    assert a.quantities["MUG"] == 43
+    check_invariants(engine)
+
+
+def test_a_third_party_connector_registers_through_its_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = tmp_path / "channelsync_mystore-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: channelsync-mystore\n"
+                                   "Version: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[channelsync.connectors]\nmystore = tests.fakes:FakeConnector\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.load_connector.cache_clear()
+    assert "mystore" in registry.known_types()
+    assert registry.load_connector("mystore") is fakes.FakeConnector
+    config = parse_config('[[channel]]\nname = "m"\ntype = "mystore"\ntoken = "t"\n', env={})
+    assert config.channel("m").settings.token.get_secret_value() == "t"
