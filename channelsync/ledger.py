@@ -272,8 +272,11 @@ def _apply_line(
         open_units = ordered - shipped - cancelled
         desired = {c: open_units * q for c, q in comps.items()}
         _diff_reservations(work, row["id"], key, held, desired)
-        ship_delta, committed = shipped - committed, shipped
-        back_delta, restock_applied = restocked - restock_applied, restocked
+        # Units once taken off the shelf stay taken (an order edited below what shipped
+        # does not put them back; only a restock does).
+        ship_delta, committed = max(0, shipped - committed), max(committed, shipped)
+        back_delta = max(0, restocked - restock_applied)
+        restock_applied = max(restock_applied, restocked)
         for comp, per in comps.items():
             counted = catalog.counted_at.get(comp)
             # A shipment before the latest stock count was already off the shelf when counted.

@@ -193,3 +193,11 @@ def test_cursor_moves_with_the_page_and_never_back(engine: Engine) -> None:
         raise RuntimeError("crash before commit")
     assert cursor() == at(10)
     assert stock_of(engine) == (5, 2)
+
+
+def test_an_order_edited_below_what_shipped_puts_nothing_back(engine: Engine) -> None:
+    count(engine, MUG=10)
+    apply(engine, "shop", snap("1", qty=3, t=1, shipped=3, status="completed"))
+    apply(engine, "shop", snap("1", qty=1, t=2, shipped=1, status="completed"))
+    assert stock_of(engine) == (7, 0)
+    check_invariants(engine)
