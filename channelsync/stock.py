@@ -71,18 +71,26 @@ def set_stock(
         [{"sku": s, "updated_at": now} for s in sorted(set(skus))],
     )
     current = _lock(conn, skus)
-    movements = []
+    movements, updates = [], []
     for row in rows:
         delta = row.on_hand - current[row.sku]["on_hand"]
         current[row.sku]["on_hand"] = row.on_hand
         movements.append(_movement(row.sku, kind, delta, reason, now))
-        values: dict[str, Any] = {"on_hand": row.on_hand, "counted_at": now, "updated_at": now}
-        for name in ("safety_stock", "title"):
-            if getattr(row, name) is not None:
-                values[name] = getattr(row, name)
-        if row.barcode is not None:
-            values["barcodes"] = row.barcode
-        conn.execute(sku_t.update().where(sku_t.c.sku == row.sku).values(**values))
+        updates.append({"b_sku": row.sku, "b_on_hand": row.on_hand, "b_safety": row.safety_stock,
+                        "b_title": row.title, "b_barcodes": row.barcode})
+    # One statement for every row; a field left out (None) keeps what the SKU had.
+    conn.execute(
+        sku_t.update().where(sku_t.c.sku == sa.bindparam("b_sku")).values(
+            on_hand=sa.bindparam("b_on_hand"),
+            safety_stock=sa.func.coalesce(sa.bindparam("b_safety", type_=sa.Integer),
+                                          sku_t.c.safety_stock),
+            title=sa.func.coalesce(sa.bindparam("b_title", type_=sa.String), sku_t.c.title),
+            barcodes=sa.func.coalesce(sa.bindparam("b_barcodes", type_=sa.String),
+                                      sku_t.c.barcodes),
+            counted_at=now, updated_at=now,
+        ),
+        updates,
+    )
     conn.execute(mov_t.insert(), movements)
     return detect_oversell(conn, skus, now)
 

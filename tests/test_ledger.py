@@ -201,3 +201,18 @@ def test_an_order_edited_below_what_shipped_puts_nothing_back(engine: Engine) ->
     apply(engine, "shop", snap("1", qty=1, t=2, shipped=1, status="completed"))
     assert stock_of(engine) == (7, 0)
     check_invariants(engine)
+
+
+def test_a_count_keeps_the_fields_it_does_not_give(engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    from channelsync import stock
+
+    with engine.begin() as conn:
+        stock.set_stock(conn, [stock.StockRow("MUG", 4, 2, "Blue mug", "4006381333931")],
+                        now=datetime.now(UTC), reason="count")
+        stock.set_stock(conn, [stock.StockRow("MUG", 6)], now=datetime.now(UTC), reason="count")
+    row = sku_row(engine, "MUG")
+    assert (row["on_hand"], row["safety_stock"], row["title"], row["barcodes"]) == \
+        (6, 2, "Blue mug", "4006381333931")
+    check_invariants(engine)
