@@ -205,13 +205,18 @@ def status(as_json: JsonOpt = False) -> None:
                                  "outbox", "listings", "unmapped", "last error"],
                     [[c["name"], c["type"] + ("" if c["enabled"] else " (disabled)"),
                       c["last_pull"], c["last_push"], c["cursor_age_s"], c["pending_outbox"],
-                      c["listings"], ", ".join(c["unmapped"]), c["last_error"]]
+                      c["listings"], _some(c["unmapped"]), c["last_error"]]
                      for c in data["channels"]]))
     _print_conflicts(data["conflicts"])
     totals = data["totals"]
     out.print(f"{totals['skus']} SKUs, {totals['on_hand']} on hand, {totals['reserved']} reserved "
               f"by {totals['open_order_lines']} open order lines, "
               f"{totals['open_conflicts']} open conflicts")
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _print_conflicts(rows: list[dict[str, Any]]) -> None:
