@@ -17,6 +17,7 @@ from channelsync.errors import ChannelSyncError
 ENTRY_POINT_GROUP = "channelsync.connectors"
 
 BUILTIN: dict[str, str] = {
+    "amazon": "connectors.amazon:AmazonConnector",
     "woocommerce": "connectors.woocommerce:WooCommerceConnector",
 }
 
