@@ -165,8 +165,11 @@ def parse_config(
     problems: list[str] = []
     unset: list[str] = []
     raw = _expand_env(raw, env, "", unset)
+    # A disabled channel may wait for its credentials: its unset references only warn.
+    waiting = tuple(f"{_item('channel', i, b)}." for i, b in enumerate(raw.get("channel", []))
+                    if isinstance(b, dict) and b.get("enabled") is False)
     if require_env:
-        problems += unset
+        problems += [u for u in unset if not u.startswith(waiting)]
     config = _build(raw, env, problems)
     if problems or config is None:
         raise ConfigError(problems, source)

@@ -1,5 +1,5 @@
-"""``channelsync demo``: two WooCommerce emulators, a temporary SQLite ledger, simulated
-buyers on both channels, sync cycles and a live view, for a bounded time.
+"""``channelsync demo``: two WooCommerce emulators and an Amazon one, a temporary SQLite
+ledger, simulated buyers on every channel, sync cycles and a live view, for a bounded time.
 
 Everything runs on loopback; nothing is kept afterwards.
 """
@@ -30,7 +30,9 @@ CATALOG = {"MUG-BLUE": 8, "MUG-RED": 5, "PLATE": 12, "BOWL": 3, "LAMP": 1}
 CHANNELS = {
     "webshop": ["MUG-BLUE", "MUG-RED", "PLATE", "BOWL", "LAMP", "MUG-2PACK"],
     "marketplace": ["MUG-BLUE", "MUG-RED", "PLATE", "BOWL", "LAMP"],
+    "amazon": ["MUG-BLUE", "PLATE", "BOWL", "LAMP"],
 }
+FBA = {"amazon": {"MUG-RED": 40}}  # Amazon's own stock (FBA): shown, never written
 CONFIG = """
 [database]
 url = "sqlite:///{db}"
@@ -48,6 +50,15 @@ type = "woocommerce"
 endpoint = "{marketplace}"
 consumer_key = "ck_demo"
 consumer_secret = "cs_demo"
+[[channel]]
+name = "amazon"
+type = "amazon"
+endpoint = "{amazon}"
+marketplace = "US"
+seller_id = "A2DEMOSELLER"
+refresh_token = "Atzr|demo"
+lwa_app_id = "amzn1.application-oa2-client.demo"
+lwa_client_secret = "demo-secret"
 [[rule]]
 sku = "PLATE"
 channel = "marketplace"
@@ -57,6 +68,7 @@ sku = "MUG-2PACK"
 components = {{ "MUG-BLUE" = 2 }}
 """
 SYNC_EVERY = 1.0
+SETTLE = 2.5  # longer than the Amazon emulator's visibility lag
 
 
 @dataclass
@@ -113,10 +125,18 @@ class Buyer(threading.Thread):
             self.tally.add("cancelled" if action == "cancel" else "shipped")
 
 
+def _emulators(seed: int) -> dict[str, Any]:
+    woo = load_emulator("woocommerce")
+    # Amazon's real rate limits (one order search every 3 minutes) would stall a 30 s demo;
+    # its order visibility lag stays, shortened from about 2 minutes to 2 seconds.
+    amazon = load_emulator("amazon")(rate_limits=False, visibility_lag=2.0, seed=seed)
+    return {"webshop": woo(consumer_key="ck_demo", consumer_secret="cs_demo", seed=seed),
+            "marketplace": woo(consumer_key="ck_demo", consumer_secret="cs_demo", seed=seed),
+            "amazon": amazon}
+
+
 def run_demo(duration: float, seed: int, console: Console) -> int:
-    emulator_cls = load_emulator("woocommerce")
-    emulators = {name: emulator_cls(consumer_key="ck_demo", consumer_secret="cs_demo", seed=seed)
-                 for name in CHANNELS}
+    emulators = _emulators(seed)
     for emulator in emulators.values():
         emulator.start("127.0.0.1", 0)
     with tempfile.TemporaryDirectory(prefix="channelsync-demo-") as tmp:
@@ -135,6 +155,9 @@ def _run(emulators: dict[str, Any], tmp: Path, duration: float, seed: int,
         for sku in skus:
             httpx.post(f"{emulators[name].url}/_sandbox/listings",
                        json={"sku": sku, "quantity": 0}).raise_for_status()
+        for sku, quantity in FBA.get(name, {}).items():
+            httpx.post(f"{emulators[name].url}/_sandbox/listings", json={
+                "sku": sku, "quantity": quantity, "fulfillment": "AFN"}).raise_for_status()
     app.set_stock([StockRow(sku, qty, title=sku.title()) for sku, qty in CATALOG.items()],
                   reason="demo catalog")
     console.print(f"demo: ledger {tmp / 'ledger.db'}; channels "
@@ -159,6 +182,7 @@ def _run(emulators: dict[str, Any], tmp: Path, duration: float, seed: int,
             stop.set()
             for buyer in buyers:
                 buyer.join()
+            time.sleep(SETTLE)  # Amazon shows orders only after its visibility lag
             for _ in range(2):  # the buyers are gone: let every channel settle
                 app.engine.sync()
             live.update(_view(app, emulators, tally, None), refresh=True)
@@ -199,8 +223,7 @@ def _view(app: App, emulators: dict[str, Any], tally: Tally, deadline: float | N
         table.add_column(column, justify="right" if column != "sku" else "left")
     for sku in [*CATALOG, "MUG-2PACK"]:
         row = stock.get(sku, {})
-        cells = [f"{shown[n].get(sku, '-')} / {targets.get((n, sku), '-')}"
-                 if sku in CHANNELS[n] else "" for n in CHANNELS]
+        cells = [_cell(n, sku, shown, targets) for n in CHANNELS]
         table.add_row(sku, str(row.get("on_hand", "kit")), str(row.get("reserved", "")),
                       str(avail[sku].available if sku in avail else ""), *cells)
     summary = (f"orders {tally.orders}, refused by a channel {tally.refused}, cancelled "
@@ -210,12 +233,24 @@ def _view(app: App, emulators: dict[str, Any], tally: Tally, deadline: float | N
     return Group(table, summary, *lines)
 
 
+def _cell(channel: str, sku: str, shown: dict[str, dict[str, int]],
+          targets: dict[tuple[str, str], int | None]) -> str:
+    if sku in FBA.get(channel, {}):
+        return f"{shown[channel].get(sku, '-')} (FBA)"
+    if sku not in CHANNELS[channel]:
+        return ""
+    return f"{shown[channel].get(sku, '-')} / {targets.get((channel, sku), '-')}"
+
+
 def _verdict(app: App, emulators: dict[str, Any], console: Console) -> int:
     shown, targets = _shown(emulators), _targets(app)
     console.print()
     off = [f"{channel}:{sku} shows {shown[channel].get(sku)} but should show {target}"
            for (channel, sku), target in targets.items()
            if target is not None and shown[channel].get(sku) != target]
+    off += [f"{channel}:{sku} (FBA) was written: it shows {shown[channel].get(sku)}"
+            for channel, fba in FBA.items() for sku, quantity in fba.items()
+            if shown[channel].get(sku) != quantity]
     if off:
         console.print("[red]not converged:[/red] " + "; ".join(off))
         return 1

@@ -22,7 +22,7 @@ def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def test_the_example_is_valid_and_documents_every_section() -> None:
     config = load_config(EXAMPLE, env=ENV)
-    assert [c.name for c in config.channels] == ["webshop", "outlet"]
+    assert [c.name for c in config.channels] == ["webshop", "outlet", "amazon-us"]
     assert config.channel("webshop").settings.consumer_secret.get_secret_value() == \
         "cs_topsecret_456"
     assert {k.sku for k in config.kits} == {"MUG-2PACK", "BREAKFAST-SET"}
@@ -39,6 +39,9 @@ def test_unset_env_is_an_error_when_running_and_a_warning_when_checking() -> Non
     with pytest.raises(ConfigError) as info:
         load_config(EXAMPLE, env={})
     assert any("WOO_CONSUMER_KEY is not set" in p for p in info.value.problems)
+    # The example's Amazon channel is disabled: its credentials may come later.
+    assert not any("AMAZON" in p for p in info.value.problems)
+    assert not load_config(EXAMPLE, env=ENV).channel("amazon-us").enabled
     config = load_config(EXAMPLE, env={}, require_env=False)
     assert any("WOO_CONSUMER_SECRET" in w for w in config.warnings)
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 CLI = [sys.executable, "-m", "channelsync"]
 
@@ -34,8 +35,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
     assert proc.returncode == 0
 
 
-def test_serve_one_emulator_by_type_on_any_free_port() -> None:
-    proc = subprocess.Popen([*CLI, "sandbox", "serve", "--type", "woocommerce", "--port", "0"],
+@pytest.mark.parametrize("channel_type", ["woocommerce", "amazon"])
+def test_serve_one_emulator_by_type_on_any_free_port(channel_type: str) -> None:
+    proc = subprocess.Popen([*CLI, "sandbox", "serve", "--type", channel_type, "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = read_url(proc)
