@@ -290,10 +290,14 @@ class ConnectorContract:
         shown = self.refs(connector)
         assert {sku: li.quantity for sku, li in shown.items()} == sandbox.quantities()
 
+    def chunk_size(self, connector: Connector) -> int:
+        """How many items the engine-sized chunk test pushes per call (hook)."""
+        return connector.capabilities.push_batch_size
+
     def test_push_in_engine_sized_chunks_sets_every_quantity(
         self, connector: Watched, sandbox: Sandbox
     ) -> None:
-        size = connector.capabilities.push_batch_size
+        size = self.chunk_size(connector)
         before = {f"CT-P{i:04d}": 1 for i in range(size + 3)}
         sandbox.add_listings(before)
         listings = self.refs(connector)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from channelsync.config import parse_config
 from channelsync.conflicts import conflict_t
+from channelsync.connector import Connector
 from channelsync.db import open_ledger_engine
 from channelsync.engine import SyncEngine
 from channelsync.ledger import line_t
@@ -51,19 +51,6 @@ def amazon(url: str, secret: str = CLIENT_SECRET, cls: type[AmazonConnector] = A
     return cls("amazon-contract", settings, endpoint=url, sleep=nap)
 
 
-class ContractAmazon(AmazonConnector):
-    """The connector with a smaller engine batch, for the contract only.
-
-    The contract's engine-sized chunk test creates ``push_batch_size + 3`` listings one by one
-    through ``/_sandbox/``, whose answer lists every listing (quadratic: 10,003 take minutes),
-    and searchListingsItems pages through at most 1000 of listings created in one instant
-    (the contract's clock stands still). 250 + 3 still sends one feed and three patches; the
-    real 10,000 are pushed by ``test_10000_changed_skus_go_out_as_one_feed`` below.
-    """
-
-    capabilities = replace(AmazonConnector.capabilities, push_batch_size=250)
-
-
 class TestAmazonContract(ConnectorContract):
     secrets = (REFRESH, APP_ID, CLIENT_SECRET, WRONG_SECRET)
     order_page_size = PAGE_SIZE
@@ -83,10 +70,18 @@ class TestAmazonContract(ConnectorContract):
             emulator.stop()
 
     def make_connector(self, emulator: AmazonEmulator) -> AmazonConnector:
-        return amazon(emulator.url, cls=ContractAmazon)
+        return amazon(emulator.url)
 
     def make_unauthorized_connector(self, emulator: AmazonEmulator) -> AmazonConnector:
-        return amazon(emulator.url, secret=WRONG_SECRET, cls=ContractAmazon)
+        return amazon(emulator.url, secret=WRONG_SECRET)
+
+    def chunk_size(self, connector: Connector) -> int:
+        """250 per call, not the real 10,000: the chunk test creates chunk + 3 listings one
+        by one through /_sandbox/ (whose answer lists every listing: 10,003 take minutes),
+        and searchListingsItems pages through at most 1000 listings created in one instant
+        (the contract's clock stands still). 250 still goes out as one feed; the real
+        10,000 are pushed by ``test_10000_changed_skus_go_out_as_one_feed`` below."""
+        return 250
 
 
 
