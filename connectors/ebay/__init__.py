@@ -1,0 +1,1 @@
+"""eBay (Trading API)."""

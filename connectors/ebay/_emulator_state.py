@@ -1,0 +1,217 @@
+"""State of the eBay emulator: listings (with variations), orders and revision counts.
+
+Quantities follow eBay: a listing (or variation) has a `Quantity` and a `QuantitySold`;
+what a buyer can still buy is `Quantity - QuantitySold`. A sale raises QuantitySold, a
+cancellation lowers it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from channelsync.sandbox import BadRequest, Conflict, NotFound
+
+__all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Variation"]
+
+GTC_CYCLE = timedelta(days=30)
+
+
+@dataclass
+class Variation:
+    sku: str
+    quantity: int = 0
+    sold: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.quantity - self.sold
+
+
+@dataclass
+class Listing:
+    item_id: str
+    sku: str  # the listing's SKU (the parent SKU of a multi-variation listing)
+    started: datetime
+    quantity: int = 0  # single-SKU listings only; see `total`
+    sold: int = 0
+    status: str = "Active"  # Active or Ended
+    ended: datetime | None = None
+    variations: dict[str, Variation] | None = None  # by SKU, for multi-variation listings
+    revisions: dict[str, int] = field(default_factory=dict)  # eBay day -> count
+
+    @property
+    def available(self) -> int:
+        if self.variations is not None:
+            return sum(v.available for v in self.variations.values())
+        return self.quantity - self.sold
+
+    def end_time(self, now: datetime) -> datetime:
+        """When it ended; for an active Good 'Til Cancelled listing, its next 30-day renewal."""
+        if self.ended is not None:
+            return self.ended
+        cycles = max(0, (now - self.started) // GTC_CYCLE) + 1
+        return self.started + cycles * GTC_CYCLE
+
+    @property
+    def total_quantity(self) -> int:
+        if self.variations is not None:
+            return sum(v.quantity for v in self.variations.values())
+        return self.quantity
+
+    @property
+    def total_sold(self) -> int:
+        if self.variations is not None:
+            return sum(v.sold for v in self.variations.values())
+        return self.sold
+
+
+@dataclass
+class Line:
+    line_item_id: str  # ItemID-TransactionID, as eBay's OrderLineItemID
+    transaction_id: str
+    item_id: str
+    item_sku: str
+    variation_sku: str | None
+    quantity: int
+
+
+@dataclass
+class Order:
+    order_id: str
+    lines: list[Line]
+    created: datetime
+    modified: datetime
+    status: str = "Active"  # Active, Completed, Cancelled
+    cancel_status: str = "NotApplicable"
+    paid: datetime | None = None
+    shipped: datetime | None = None
+
+
+class Store:
+    """Listings and orders; every method runs under the emulator's lock."""
+
+    def __init__(self) -> None:
+        self.listings: dict[str, Listing] = {}  # by ItemID
+        self.orders: dict[str, Order] = {}
+        self._next_item = 110000000001
+        self._next_order = 1
+        self._next_transaction = 2000000000001
+
+    def find_sku(self, sku: str) -> tuple[Listing, Variation | None] | None:
+        for listing in self.listings.values():
+            if listing.variations is not None:
+                if sku in listing.variations:
+                    return listing, listing.variations[sku]
+            elif listing.sku == sku:
+                return listing, None
+        return None
+
+    def _parent(self, sku: str) -> Listing | None:
+        return next((x for x in self.listings.values() if x.sku == sku), None)
+
+    def set_listing(self, sku: str, quantity: int, extra: dict[str, Any], now: datetime) -> None:
+        """Available quantity := `quantity`; an ended listing is relisted (same ItemID)."""
+        unknown = set(extra) - {"parent_sku"}
+        parent_sku = extra.get("parent_sku")
+        if unknown or (parent_sku is not None and (not isinstance(parent_sku, str)
+                                                   or parent_sku in ("", sku))):
+            raise BadRequest(f"ebay listings take parent_sku (another SKU); got {extra}")
+        found = self.find_sku(sku)
+        if found is not None:
+            listing, variation = found
+            if (parent_sku is None) != (variation is None) or (
+                    parent_sku is not None and listing.sku != parent_sku):
+                raise Conflict(f"SKU {sku!r} exists with another parent_sku")
+        elif parent_sku is None:
+            if self._parent(sku) is not None:
+                raise Conflict(f"{sku!r} is a multi-variation listing: give a variation SKU")
+            listing, variation = self._new(sku, now, variations=False), None
+        else:
+            listing = self._parent(parent_sku) or self._new(parent_sku, now, variations=True)
+            if listing.variations is None:
+                raise Conflict(f"{parent_sku!r} is a single-SKU listing, not a variation one")
+            variation = listing.variations[sku] = Variation(sku)
+        if variation is not None:
+            variation.quantity = variation.sold + quantity
+        else:
+            listing.quantity = listing.sold + quantity
+        listing.status, listing.ended = "Active", None
+
+    def _new(self, sku: str, now: datetime, variations: bool) -> Listing:
+        item_id, self._next_item = str(self._next_item), self._next_item + 1
+        listing = Listing(item_id, sku, now, variations={} if variations else None)
+        self.listings[item_id] = listing
+        return listing
+
+    def rows(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for listing in self.listings.values():
+            base = {"item_id": listing.item_id, "status": listing.status}
+            if listing.variations is None:
+                out.append({"sku": listing.sku, "quantity": listing.available, **base})
+            for v in (listing.variations or {}).values():
+                out.append({"sku": v.sku, "quantity": v.available, "parent_sku": listing.sku,
+                            **base})
+        return sorted(out, key=lambda row: row["sku"])
+
+    def place_order(self, lines: list[tuple[str, int]], now: datetime) -> Order:
+        wanted: dict[str, int] = {}
+        for sku, quantity in lines:
+            wanted[sku] = wanted.get(sku, 0) + quantity
+        targets: list[tuple[Listing, Variation | None, int]] = []
+        for sku, quantity in wanted.items():
+            found = self.find_sku(sku)
+            if found is None:
+                raise NotFound(f"no listing with SKU {sku!r}")
+            listing, variation = found
+            have = (variation or listing).available
+            if listing.status != "Active":
+                raise Conflict(f"the listing of {sku!r} has ended")
+            if have < quantity:
+                raise Conflict(f"not enough quantity for {sku!r}: {have} left, {quantity} asked")
+            targets.append((listing, variation, quantity))
+        order_lines = []
+        for listing, variation, quantity in targets:
+            (variation or listing).sold += quantity
+            transaction_id = str(self._next_transaction)
+            self._next_transaction += 1
+            order_lines.append(Line(f"{listing.item_id}-{transaction_id}", transaction_id,
+                                    listing.item_id, listing.sku,
+                                    variation.sku if variation else None, quantity))
+        number = self._next_order
+        self._next_order += 1
+        order_id = f"{10 + number % 90:02d}-{14000 + number:05d}-{number * 7919 % 100000:05d}"
+        order = Order(order_id, order_lines, now, now, paid=now)
+        self.orders[order_id] = order
+        return order
+
+    def order(self, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id!r}")
+        return order
+
+    def cancel(self, order_id: str, now: datetime) -> dict[str, Any]:
+        order = self.order(order_id)
+        if order.shipped is not None:
+            raise Conflict(f"order {order_id} has shipped; it cannot be cancelled")
+        if order.status != "Cancelled":
+            for line in order.lines:
+                listing = self.listings.get(line.item_id)
+                if listing is None:
+                    continue
+                target = (listing.variations or {}).get(line.variation_sku or "") or listing
+                target.sold -= line.quantity
+            order.status, order.cancel_status, order.modified = (
+                "Cancelled", "CancelComplete", now)
+        return {"status": order.status, "cancel_status": order.cancel_status}
+
+    def ship(self, order_id: str, now: datetime) -> dict[str, Any]:
+        order = self.order(order_id)
+        if order.status == "Cancelled":
+            raise Conflict(f"order {order_id} is cancelled; it cannot ship")
+        if order.shipped is None:
+            order.shipped, order.status, order.modified = now, "Completed", now
+        return {"status": order.status}
