@@ -12,10 +12,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypeGuard
 
 from channelsync.connector import BadRecord, OrderLineSnapshot
+from connectors._time import format_utc
+from connectors._time import parse_utc as parse_time
 
 PAGE_SIZE = 100  # maxResultsPerPage: Amazon's maximum
 ORDER_QUERY: dict[str, Any] = {
@@ -205,19 +207,7 @@ def normal_status(status: str) -> str:
 
 def amazon_time(moment: datetime) -> str:
     """ISO 8601 in UTC ending in ``Z``, whole seconds (rounded down: the query stays inclusive)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return format_utc(moment, "%Y-%m-%dT%H:%M:%SZ")
 
 
 def latest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeGuard
 
 import httpx
@@ -29,6 +29,8 @@ from channelsync.connector import (
 )
 from channelsync.errors import ConfigError, PermanentChannelError
 from connectors._http import JsonApi, JsonResponse, redact
+from connectors._time import format_utc
+from connectors._time import parse_utc as _parse_time
 from connectors.woocommerce.auth import OAuth1QueryAuth, SignatureMethod
 
 API_PATH = "/wp-json/wc/v3"
@@ -357,19 +359,7 @@ def _batches(targets: dict[int, _Target]) -> Iterator[tuple[str, list[tuple[int,
 
 
 def _wc_time(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return format_utc(moment, "%Y-%m-%dT%H:%M:%S")
 
 
 def _ref(product_id: int, parent_id: int | None) -> str:
