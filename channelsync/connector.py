@@ -96,6 +96,8 @@ class Capabilities:
     compare_and_set: bool = False
     webhooks: bool = False
     overlap: timedelta = field(default=timedelta(minutes=2))
+    daily_revisions: int | None = None  # quantity changes allowed per listing per day (eBay 250)
+    revision_day_timezone: str = "UTC"  # where the channel's day starts
 
 
 @runtime_checkable

@@ -91,6 +91,8 @@ class Listing(SQLModel, table=True):
     last_pushed: int | None = None
     last_pushed_at: datetime | None = _ts()
     push_failures: int = 0
+    revisions_day: str = ""  # the channel's day the count below is for (daily revision caps)
+    revisions: int = 0
 
 
 class OrderLine(SQLModel, table=True):

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from channelsync.budget import Budget
 from channelsync.config import ChannelConfig, Config
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
-from channelsync.connector import ChannelListing, PushItem, PushResult
+from channelsync.connector import Capabilities, ChannelListing, PushItem, PushResult
 from channelsync.errors import ChannelSyncError, PermanentChannelError, RetriableChannelError
 from channelsync.ledger import chunks, kit_t, sku_t, state_t
 from channelsync.planner import listing_t, outbox_t, targets
@@ -62,7 +63,8 @@ def _due(
         sa.select(outbox_t.c.id, outbox_t.c.listing_id, outbox_t.c.version, outbox_t.c.attempts,
                   listing_t.c.id.label("lid"), listing_t.c.channel, listing_t.c.sku,
                   listing_t.c.channel_sku, listing_t.c.ref, listing_t.c.managed,
-                  listing_t.c.last_pushed, listing_t.c.last_pushed_at)
+                  listing_t.c.last_pushed, listing_t.c.last_pushed_at,
+                  listing_t.c.revisions_day, listing_t.c.revisions)
         .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
         .where(outbox_t.c.channel == channel, outbox_t.c.next_attempt_at <= now)
         .order_by(outbox_t.c.id)
@@ -94,9 +96,12 @@ def echo_safe(row: dict[str, Any], watermark: datetime | None) -> bool:
 def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
     outcome = PushOutcome()
     connector = engine.connector(channel)
+    budget = _budget(connector.capabilities)
+    now = engine.clock()
     with engine.db.begin() as conn:
-        rows, watermark = _due(conn, engine.config, channel.name, engine.clock())
-    due = [r for r in rows if echo_safe(r, watermark)]
+        rows, watermark = _due(conn, engine.config, channel.name, now)
+    due = [r for r in rows if echo_safe(r, watermark)
+           and (budget is None or budget.allows(r, now))]
     outcome.held = len(rows) - len(due)
     size = max(1, connector.capabilities.push_batch_size)
     for batch in chunks(due, size):
@@ -115,7 +120,7 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
                 result = by_sku.get(row["channel_sku"]) or PushResult(
                     row["channel_sku"], False, RetriableChannelError("no outcome reported"))
                 if result.ok:
-                    _succeeded(conn, channel.name, row, result, engine.clock())
+                    _succeeded(conn, channel.name, row, result, engine.clock(), budget)
                     outcome.pushed += 1
                 else:
                     _failed(engine, conn, channel.name, row, result)
@@ -131,13 +136,26 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
     return outcome
 
 
+def _budget(capabilities: Capabilities) -> Budget | None:
+    limit = capabilities.daily_revisions
+    return Budget(limit, capabilities.revision_day_timezone) if limit else None
+
+
 def _succeeded(
-    conn: Connection, channel: str, row: dict[str, Any], result: PushResult, now: datetime
+    conn: Connection, channel: str, row: dict[str, Any], result: PushResult, now: datetime,
+    budget: Budget | None = None,
 ) -> None:
     values: dict[str, Any] = {"last_pushed": row["target"], "last_pushed_at": now,
                               "push_failures": 0}
     if result.ref:
         values["ref"] = result.ref
+    if budget is not None:
+        values.update(budget.after_push(row, now))
+        warning = budget.warning(channel, {**row, **values}, now)
+        if warning:
+            open_conflicts(conn, [warning], now)
+        else:  # a new day
+            resolve_conflicts(conn, "revision_budget", [f"{channel}:{row['channel_sku']}"], now)
     conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(**values))
     conn.execute(outbox_t.delete().where(outbox_t.c.id == row["id"],
                                          outbox_t.c.version == row["version"]))

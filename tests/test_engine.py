@@ -385,3 +385,33 @@ def test_a_third_party_connector_registers_through_its_entry_point(
     assert registry.load_connector("mystore") is fakes.FakeConnector
     config = parse_config('[[channel]]\nname = "m"\ntype = "mystore"\ntoken = "t"\n', env={})
     assert config.channel("m").settings.token.get_secret_value() == "t"
+
+
+def test_a_daily_revision_budget_holds_increases_not_decreases(
+    engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from channelsync.budget import RESERVE
+
+    capped = replace(fakes.FakeConnector.capabilities, daily_revisions=RESERVE + 2)
+    monkeypatch.setattr(fakes.FakeConnector, "capabilities", capped)
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=5)
+    sync.sync(["a"])  # the first push: 1 of 12 used, 1 spare beyond the reserve
+    assert a.quantities["MUG"] == 5
+    clock.tick(60)
+    set_stock(engine, config, clock, MUG=9)
+    report = sync.sync(["a"], read_back=False)[0]
+    assert report.held == 1 and a.quantities["MUG"] == 5  # an increase waits its turn
+    clock.tick(60)
+    set_stock(engine, config, clock, MUG=2)
+    sync.sync(["a"], read_back=False)
+    assert a.quantities["MUG"] == 2  # a decrease goes at once
+    from channelsync.planner import listing_t
+
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(listing_t.c.revisions, listing_t.c.revisions_day)).one()
+    assert row == (2, clock().date().isoformat())
