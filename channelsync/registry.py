@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "channelsync.connectors"
 
 BUILTIN: dict[str, str] = {
     "amazon": "connectors.amazon:AmazonConnector",
+    "ebay": "connectors.ebay:EbayConnector",
     "woocommerce": "connectors.woocommerce:WooCommerceConnector",
 }
 
