@@ -1,5 +1,5 @@
-"""``channelsync demo``: two WooCommerce emulators and an Amazon one, a temporary SQLite
-ledger, simulated buyers on every channel, sync cycles and a live view, for a bounded time.
+"""``channelsync demo``: two WooCommerce emulators, an Amazon and an eBay one, a temporary
+SQLite ledger, simulated buyers on every channel, sync cycles and a live view, for a bounded time.
 
 Everything runs on loopback; nothing is kept afterwards.
 """
@@ -31,6 +31,7 @@ CHANNELS = {
     "webshop": ["MUG-BLUE", "MUG-RED", "PLATE", "BOWL", "LAMP", "MUG-2PACK"],
     "marketplace": ["MUG-BLUE", "MUG-RED", "PLATE", "BOWL", "LAMP"],
     "amazon": ["MUG-BLUE", "PLATE", "BOWL", "LAMP"],
+    "ebay": ["MUG-RED", "PLATE", "LAMP"],
 }
 FBA = {"amazon": {"MUG-RED": 40}}  # Amazon's own stock (FBA): shown, never written
 CONFIG = """
@@ -59,6 +60,15 @@ seller_id = "A2DEMOSELLER"
 refresh_token = "Atzr|demo"
 lwa_app_id = "amzn1.application-oa2-client.demo"
 lwa_client_secret = "demo-secret"
+[[channel]]
+name = "ebay"
+type = "ebay"
+endpoint = "{ebay}"
+token = "demo-token"
+app_id = "demo-app"
+dev_id = "demo-dev"
+cert_id = "demo-cert"
+order_lag = 2  # eBay's is about two minutes: too long for a demo
 [[rule]]
 sku = "PLATE"
 channel = "marketplace"
@@ -68,7 +78,7 @@ sku = "MUG-2PACK"
 components = {{ "MUG-BLUE" = 2 }}
 """
 SYNC_EVERY = 1.0
-SETTLE = 2.5  # longer than the Amazon emulator's visibility lag
+SETTLE = 2.5  # longer than the Amazon emulator's visibility lag and eBay's order_lag
 
 
 @dataclass
@@ -132,7 +142,8 @@ def _emulators(seed: int) -> dict[str, Any]:
     amazon = load_emulator("amazon")(rate_limits=False, visibility_lag=2.0, seed=seed)
     return {"webshop": woo(consumer_key="ck_demo", consumer_secret="cs_demo", seed=seed),
             "marketplace": woo(consumer_key="ck_demo", consumer_secret="cs_demo", seed=seed),
-            "amazon": amazon}
+            "amazon": amazon,
+            "ebay": load_emulator("ebay")(token="demo-token", seed=seed)}
 
 
 def run_demo(duration: float, seed: int, console: Console) -> int:

@@ -7,6 +7,7 @@ work one channel at once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -295,21 +296,33 @@ class SyncEngine:
 
         A listing that does not show what was pushed may only have sold since the pull,
         so the channel is pulled and pushed once more and read again; what is still off
-        then is drift.
+        then is drift. A listing showing less than was pushed may also hold a sale the
+        channel does not show yet (eBay and Amazon lag): correcting it would put the sold
+        unit back on sale, so it counts as drift only once two reads at least the
+        channel's overlap apart showed the same.
         """
         found = self._read(channel, report)
         if found.mismatched:
+            first = {d.channel_sku: d for d in found.mismatched}
             touched = self.pull(channel, report)
             self.plan_outbox([channel.name], touched)
             self.push(channel, report)
             found = self._read(channel, report)
+            # Steady since before this read-back, not since its own first read.
+            found.mismatched = [
+                dataclasses.replace(d, steady_since=first[d.channel_sku].steady_since)
+                if d.channel_sku in first and first[d.channel_sku].observed == d.observed else d
+                for d in found.mismatched]
         now = self.clock()
+        lag = self.connector(channel).capabilities.overlap
+        drift = [d for d in found.mismatched if d.observed > d.expected
+                 or (d.steady_since is not None and now - d.steady_since >= lag)]
         with self.db.begin() as conn:
-            pushing.accept_observed(conn, channel.name, found.mismatched)
-            open_conflicts(conn, [_drift_conflict(channel.name, d) for d in found.mismatched], now)
+            pushing.accept_observed(conn, channel.name, drift)
+            open_conflicts(conn, [_drift_conflict(channel.name, d) for d in drift], now)
             resolve_conflicts(conn, "drift", [f"{channel.name}:{s}" for s in found.in_line], now)
-        report.drift = len(found.mismatched)
-        touched = found.new_skus | {d.sku for d in found.mismatched}
+        report.drift = len(drift)
+        touched = found.new_skus | {d.sku for d in drift}
         if touched and self.plan_outbox([channel.name], touched):
             self.push(channel, report)
 

@@ -41,6 +41,7 @@ class Drift:
     sku: str
     observed: int
     expected: int
+    steady_since: datetime | None = None  # the previous read showed the same, at this time
 
 
 @dataclass
@@ -213,7 +214,9 @@ def record_listings(
         if old["last_pushed"] is None or item.quantity is None or not item.managed:
             continue
         if item.quantity != old["last_pushed"]:
-            found.mismatched.append(Drift(item.channel_sku, sku, item.quantity, old["last_pushed"]))
+            steady = old["read_at"] if old["channel_quantity"] == item.quantity else None
+            found.mismatched.append(
+                Drift(item.channel_sku, sku, item.quantity, old["last_pushed"], steady))
         else:
             found.in_line.append(item.channel_sku)
     if inserts:

@@ -22,7 +22,7 @@ def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def test_the_example_is_valid_and_documents_every_section() -> None:
     config = load_config(EXAMPLE, env=ENV)
-    assert [c.name for c in config.channels] == ["webshop", "outlet", "amazon-us"]
+    assert [c.name for c in config.channels] == ["webshop", "outlet", "amazon-us", "ebay"]
     assert config.channel("webshop").settings.consumer_secret.get_secret_value() == \
         "cs_topsecret_456"
     assert {k.sku for k in config.kits} == {"MUG-2PACK", "BREAKFAST-SET"}

@@ -415,3 +415,23 @@ def test_a_daily_revision_budget_holds_increases_not_decreases(
     with engine.connect() as conn:
         row = conn.execute(sa.select(listing_t.c.revisions, listing_t.c.revisions_day)).one()
     assert row == (2, clock().date().isoformat())
+
+
+def test_a_listing_showing_less_is_drift_only_once_the_lag_has_passed(
+    engine: Engine, clock: Clock
+) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync(["a"])
+    a.quantities["MUG"] = 3  # maybe a sale the channel does not show in its orders yet
+    clock.tick(1)
+    assert sync.sync(["a"])[0].drift == 0
+    assert a.quantities["MUG"] == 3  # not put back on sale
+    clock.tick(10)
+    assert sync.sync(["a"])[0].drift == 0  # still within the channel's overlap (30 s)
+    clock.tick(60)
+    assert sync.sync(["a"])[0].drift == 1  # the same for longer than the lag: drift
+    assert a.quantities["MUG"] == 4
+    assert len(open_conflicts(engine, "drift")) == 1

@@ -67,6 +67,8 @@ class EbaySettings(BaseModel):
     compatibility: str = Field(default="1349", pattern=r"^[0-9]+$")
     timeout: float = Field(default=20, gt=0)
     zero_policy: ZeroPolicy = "push"
+    # Orders are asked for only up to this many seconds ago: eBay shows changes late.
+    order_lag: float = Field(default=SETTLE.total_seconds(), ge=0)
 
     @model_validator(mode="after")
     def _one_token(self) -> EbaySettings:
@@ -154,10 +156,11 @@ class EbayConnector:
     emulator: ClassVar[str] = "connectors.ebay.emulator:EbayEmulator"
 
     def __init__(self, name: str, settings: EbaySettings, endpoint: str = "", *,
-                 clock: Callable[[], datetime] = _utcnow, settle: timedelta = SETTLE) -> None:
+                 clock: Callable[[], datetime] = _utcnow, settle: timedelta | None = None) -> None:
         self.name = name
         self._settings = settings
-        self._clock, self._settle = clock, settle
+        self._clock = clock
+        self._settle = timedelta(seconds=settings.order_lag) if settle is None else settle
         self._log = logging.getLogger(f"{__name__}.{name}")
         self._refs: dict[str, str] = {}  # channel SKU -> ref, filled by lookups
         self._out_of_stock_control: bool | None = None
