@@ -326,7 +326,9 @@ def test_server_errors_html_and_xml_are_retriable(
         assert not isinstance(caught.value, ThrottledError)
         assert caught.value.__cause__ is not None or caught.value.status == 500
         messages.add(str(caught.value).split(" (")[0])
-    assert "GetMyeBaySelling: malformed response" in messages
+    # The first call of a read (the out-of-stock preference) fails: HTML and XML both seen.
+    assert "GetUserPreferences: malformed response" in messages
+    assert any("eBay error 10007" in m for m in messages)
 
 
 def test_refused_connection_is_retriable(clock: Clock) -> None:
@@ -576,3 +578,17 @@ PREFERENCES_EXAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
   <Build>E1349_CORE_APISELLING_19187371_R1</Build>
   <OutOfStockControlPreference>true</OutOfStockControlPreference>
 </GetUserPreferencesResponse>"""
+
+
+def test_out_of_stock_control_is_checked_when_listings_are_first_read(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="connectors")
+    for emu in _emulator(clock, out_of_stock_control=False):
+        with httpx.Client(base_url=emu.url) as control:
+            listing(control, "MUG", 3)
+            ebay = connector_for(emu.url, clock)
+            assert [item.channel_sku for item in ebay.read_listings()] == ["MUG"]
+            stats = control.get("/_sandbox/stats").json()["requests"]
+        assert stats.get("GetUserPreferences") == 1
+        assert "a listing pushed to 0 ENDS" in caplog.text  # before any push

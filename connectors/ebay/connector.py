@@ -222,6 +222,9 @@ class EbayConnector:
     # -- listings -------------------------------------------------------------------------
 
     def read_listings(self) -> Iterator[ChannelListing]:
+        # A channel's first sync reads its listings: say now, not at the first sold-out
+        # listing, what a 0 will do on this account.
+        self._zero_allowed()
         number, pages = 1, 1
         while number <= pages:
             reply = self._api.call("GetMyeBaySelling", {"ActiveList": {
