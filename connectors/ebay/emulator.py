@@ -245,13 +245,8 @@ class EbayEmulator(Emulator):
         found = [] if role == "Buyer" else sorted(
             (o for o in self.store.orders.values() if start <= o.modified <= end),
             key=lambda o: (o.modified, o.order_id))
-        chunk = found[(page - 1) * per_page:page * per_page]
-        pages = _pages(len(found), per_page)
         body = ET.Element("body")
-        result = element(body, "PaginationResult")
-        text(result, "TotalNumberOfPages", pages)
-        text(result, "TotalNumberOfEntries", len(found))
-        text(body, "HasMoreOrders", page < pages)
+        chunk = _paginate(body, found, page, per_page, "HasMoreOrders")
         orders = element(body, "OrderArray")
         for order in chunk:
             order_xml(element(orders, "Order"), order)
@@ -395,13 +390,8 @@ class EbayEmulator(Emulator):
                 low <= moments[kind] <= high for kind, low, high in used if low and high)
 
         found = [x for x in self.store.listings.values() if wanted(x)]
-        chunk = found[(page - 1) * per_page:page * per_page]
-        pages = _pages(len(found), per_page)
         body = ET.Element("body")
-        result = element(body, "PaginationResult")
-        text(result, "TotalNumberOfPages", pages)
-        text(result, "TotalNumberOfEntries", len(found))
-        text(body, "HasMoreItems", page < pages)
+        chunk = _paginate(body, found, page, per_page, "HasMoreItems")
         items = element(body, "ItemArray")
         for listing in chunk:
             item_xml(element(items, "Item"), listing, now)
@@ -430,3 +420,14 @@ class EbayEmulator(Emulator):
         "GetUserPreferences": get_user_preferences,
         "GeteBayOfficialTime": get_official_time,
     }
+
+
+def _paginate(body: ET.Element, found: list[Any], page: int, per_page: int,
+              more: str) -> list[Any]:
+    """Write eBay's PaginationResult and has-more flag; return this page's entries."""
+    pages = _pages(len(found), per_page)
+    result = element(body, "PaginationResult")
+    text(result, "TotalNumberOfPages", pages)
+    text(result, "TotalNumberOfEntries", len(found))
+    text(body, more, page < pages)
+    return found[(page - 1) * per_page:page * per_page]
