@@ -202,10 +202,11 @@ def status(as_json: JsonOpt = False) -> None:
         emit(data)
         return
     out.print(table("channels", ["channel", "type", "last pull", "last push", "cursor age (s)",
-                                 "outbox", "listings", "unmapped", "last error"],
+                                 "outbox", "stale compares", "listings", "unmapped",
+                                 "last error"],
                     [[c["name"], c["type"] + ("" if c["enabled"] else " (disabled)"),
                       c["last_pull"], c["last_push"], c["cursor_age_s"], c["pending_outbox"],
-                      c["listings"], _some(c["unmapped"]), c["last_error"]]
+                      c["stale_compares"], c["listings"], _some(c["unmapped"]), c["last_error"]]
                      for c in data["channels"]]))
     _print_conflicts(data["conflicts"])
     totals = data["totals"]

@@ -78,6 +78,9 @@ class PushItem:
     quantity: int
     ref: str = ""
     expected: int | None = None  # for compare-and-set channels: what we believe the channel shows
+    # Names this logical write, the same on every retry of it (an idempotency key's input);
+    # empty when the caller has none.
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,10 @@ class PushResult:
     ok: bool
     error: ChannelError | None = None
     ref: str = ""  # the channel's address, when the connector had to look it up
+    # Compare-and-set refused the write: the channel did not show ``expected``. Nothing was
+    # written; ``observed`` is what the channel showed instead, when the connector knows.
+    stale: bool = False
+    observed: int | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ from channelsync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 10_000  # a connector that never stops paging is a bug, not a big store
+# Writes refused by compare-and-set are retried after a pull this many times in one job;
+# what is still refused then waits in the outbox for the next cycle.
+STALE_ROUNDS = 3
 
 
 @dataclass
@@ -47,6 +50,7 @@ class ChannelReport:
     pushed: int = 0
     push_failed: int = 0
     held: int = 0
+    stale_compares: int = 0
     listings: int = 0
     unmapped: list[str] = field(default_factory=list)
     drift: int = 0
@@ -59,6 +63,7 @@ class ChannelReport:
             "unchanged": self.apply.unchanged, "stale": self.apply.stale,
             "pending": self.apply.pending, "bad_records": self.bad_records,
             "pushed": self.pushed, "push_failed": self.push_failed, "held": self.held,
+            "stale_compares": self.stale_compares,
             "listings": self.listings, "unmapped": self.unmapped, "drift": self.drift,
             "conflicts_opened": self.apply.conflicts, "error": self.error, "busy": self.busy,
         }
@@ -281,15 +286,34 @@ class SyncEngine:
         return sum(1 for i in items if i.changes)
 
     def push(self, channel: ChannelConfig, report: ChannelReport) -> None:
-        self.on_event(f"{channel.name}: pushing")
-        outcome = pushing.push_channel(self, channel)
-        report.pushed += outcome.pushed
-        report.push_failed += outcome.failed
-        report.held += outcome.held
-        self.events.emit("push_done", channel=channel.name, pushed=outcome.pushed,
-                         failed=outcome.failed, held=outcome.held)
-        if outcome.error:
-            raise outcome.error
+        """Push the channel's outbox; writes refused as stale are retried after a pull.
+
+        A refused compare-and-set means the channel changed after we last saw it, most
+        likely a sale there: its orders are pulled, the targets computed again from the
+        ledger that now holds that sale, and the write tried again, expecting what the
+        channel said it showed. Nothing the channel did is overwritten.
+        """
+        for round_ in range(1, STALE_ROUNDS + 1):
+            self.on_event(f"{channel.name}: pushing")
+            outcome = pushing.push_channel(self, channel)
+            report.pushed += outcome.pushed
+            report.push_failed += outcome.failed
+            report.held += outcome.held
+            report.stale_compares += outcome.stale
+            self.events.emit("push_done", channel=channel.name, pushed=outcome.pushed,
+                             failed=outcome.failed, held=outcome.held, stale=outcome.stale)
+            if outcome.error:
+                raise outcome.error
+            if not outcome.stale or round_ == STALE_ROUNDS or self.stopping.is_set():
+                break
+            touched = self.pull(channel, report)
+            with self.db.begin() as conn:
+                pushing.believed_as_of(conn, outcome.stale_listings, self.clock())
+            everyone = [c.name for c in self.channels()]
+            self.plan_outbox(everyone, touched | outcome.stale_skus)
+        if outcome.stale:
+            log.warning("%s: %d writes still refused as stale after %d rounds; they wait in "
+                        "the outbox for the next cycle", channel.name, outcome.stale, round_)
 
     def read_back(self, channel: ChannelConfig, report: ChannelReport) -> None:
         """Read the channel's listings: discover new ones, find drift, push corrections.

@@ -166,7 +166,7 @@ def apply_page(
         else:
             good.append(snap)
     if good:
-        rows = _lock_lines(conn, channel, good)
+        rows = _lock_lines(conn, channel, good, now)
         catalog = Catalog(conn, {master_sku(s.channel_sku) for s in good})
         reserved = _reservations(conn, [r["id"] for r in rows.values()])
         for snap in good:
@@ -197,12 +197,12 @@ def _bad_record(channel: str, bad: BadRecord) -> ConflictRecord:
 
 
 def _lock_lines(
-    conn: Connection, channel: str, snaps: Sequence[OrderLineSnapshot]
+    conn: Connection, channel: str, snaps: Sequence[OrderLineSnapshot], now: datetime
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Create missing order lines (ON CONFLICT DO NOTHING) and lock all of them."""
     _executemany(conn, _INSERT_LINE, [
-        (channel, s.order_id, s.line_id, s.channel_sku) for s in snaps
-    ])
+        (channel, s.order_id, s.line_id, s.channel_sku, now) for s in snaps
+    ], stamps=(4,))
     # By channel and order id, which uses the whole unique index on both databases (a
     # tuple IN does not on SQLite); other lines of the same orders are dropped here.
     wanted = {(s.order_id, s.line_id) for s in snaps}
@@ -293,9 +293,12 @@ def _apply_line(
             result.pending += 1
         else:
             result.applied += 1
+    # When a cancellation was first seen: a channel that puts cancelled units back on sale
+    # by itself shows them again from then on (see pushing.expected_quantities).
+    cancel_seen_at = work.now if cancelled > row["cancelled"] else row["cancel_seen_at"]
     work.line_updates.append((
         snap.channel_sku, sku, snap.status, ordered, shipped, cancelled, restocked,
-        snap.changed_at, version, state, committed, restock_applied, row["id"],
+        snap.changed_at, version, state, committed, restock_applied, cancel_seen_at, row["id"],
     ))
 
 
@@ -313,15 +316,15 @@ def _diff_reservations(
 # The hot bulk writes go to the driver's executemany directly: building SQLAlchemy
 # parameters row by row cost more than the writes themselves (see bench/).
 _INSERT_LINE = (
-    "INSERT INTO order_line (channel, order_id, line_id, channel_sku, sku, status, ordered, "
-    "shipped, cancelled, restocked, version, state, committed, restock_applied) "
-    "VALUES (?, ?, ?, ?, '', '', 0, 0, 0, 0, 0, 'new', 0, 0) "
+    "INSERT INTO order_line (channel, order_id, line_id, channel_sku, first_seen_at, sku, "
+    "status, ordered, shipped, cancelled, restocked, version, state, committed, restock_applied) "
+    "VALUES (?, ?, ?, ?, ?, '', '', 0, 0, 0, 0, 0, 'new', 0, 0) "
     "ON CONFLICT (channel, order_id, line_id) DO NOTHING"
 )
 _UPDATE_LINE = (
     "UPDATE order_line SET channel_sku = ?, sku = ?, status = ?, ordered = ?, shipped = ?, "
     "cancelled = ?, restocked = ?, changed_at = ?, version = ?, state = ?, committed = ?, "
-    "restock_applied = ? WHERE id = ?"
+    "restock_applied = ?, cancel_seen_at = ? WHERE id = ?"
 )
 _INSERT_MOVEMENT = (
     "INSERT INTO movement (sku, kind, on_hand_delta, reserved_delta, reason, source, "
@@ -331,15 +334,16 @@ _INSERT_RESERVATION = "INSERT INTO reservation (line_id, sku, quantity) VALUES (
 
 
 def _executemany(
-    conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]], stamp: int | None = None
+    conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]], stamps: tuple[int, ...] = ()
 ) -> None:
-    """executemany on the driver; ``?`` placeholders; the datetime at position ``stamp``
-    is stored as the ORM stores it."""
+    """executemany on the driver; ``?`` placeholders; the datetimes at the positions in
+    ``stamps`` are stored as the ORM stores them."""
     if not rows:
         return
     to_db = UTCDateTime().bind_processor(conn.dialect)
-    if stamp is not None and to_db is not None:
-        rows = [(*r[:stamp], to_db(r[stamp]), *r[stamp + 1:]) for r in rows]
+    if to_db is not None:
+        for i in stamps:
+            rows = [(*r[:i], to_db(r[i]), *r[i + 1:]) for r in rows]
     if conn.dialect.paramstyle != "qmark":
         sql = sql.replace("?", "%s")
     conn.exec_driver_sql(sql, list(rows))
@@ -347,13 +351,13 @@ def _executemany(
 
 def _write(conn: Connection, work: _Work) -> None:
     if work.line_updates:
-        _executemany(conn, _UPDATE_LINE, work.line_updates, stamp=7)
+        _executemany(conn, _UPDATE_LINE, work.line_updates, stamps=(7, 12))
         ids = [u[-1] for u in work.line_updates]
         for chunk in chunks(ids):
             conn.execute(res_t.delete().where(res_t.c.line_id.in_(_LIST)),
                          {"values": list(chunk)})
         _executemany(conn, _INSERT_RESERVATION, work.reservations)
-    _executemany(conn, _INSERT_MOVEMENT, work.movements, stamp=7)
+    _executemany(conn, _INSERT_MOVEMENT, work.movements, stamps=(7,))
     changed = [
         {"b_sku": sku, "d_on_hand": d[0], "d_reserved": d[1]}
         for sku, d in sorted(work.sku_delta.items()) if d != [0, 0]

@@ -69,6 +69,8 @@ class ChannelState(SQLModel, table=True):
     rules_hash: str = ""
     last_error: str = ""
     last_error_at: datetime | None = _ts()
+    stale_compares: int = 0  # writes refused by compare-and-set (the channel changed first)
+    stale_at: datetime | None = _ts()
 
 
 class Listing(SQLModel, table=True):
@@ -91,6 +93,10 @@ class Listing(SQLModel, table=True):
     last_pushed: int | None = None
     last_pushed_at: datetime | None = _ts()
     push_failures: int = 0
+    # What the channel is believed to show as of believed_at (set on a push, a read, and a
+    # refused compare-and-set); what a compare-and-set write expects, less later sales.
+    believed: int | None = None
+    believed_at: datetime | None = _ts()
     revisions_day: str = ""  # the channel's day the count below is for (daily revision caps)
     revisions: int = 0
 
@@ -100,6 +106,7 @@ class OrderLine(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("channel", "order_id", "line_id"),
         sa.Index("ix_order_line_pending", "state", "sku"),
+        sa.Index("ix_order_line_listing", "channel", "channel_sku", "first_seen_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=200)
@@ -113,6 +120,8 @@ class OrderLine(SQLModel, table=True):
     cancelled: int = 0
     restocked: int = 0
     changed_at: datetime | None = _ts()
+    first_seen_at: datetime | None = _ts()  # when this ledger first applied the line
+    cancel_seen_at: datetime | None = _ts()  # when it last saw more units cancelled
     version: int = 0
     state: str = "new"  # new | applied | pending (unknown SKU) | ignored
     committed: int = 0  # units of this line taken off on_hand (per kit unit)

@@ -41,7 +41,7 @@ from channelsync.planner import outbox_t
 log = logging.getLogger(__name__)
 
 CYCLE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-PUSH_OUTCOMES = ("pushed", "failed", "held")
+PUSH_OUTCOMES = ("pushed", "failed", "held", "stale")  # stale: refused by compare-and-set
 CYCLE_OUTCOMES = ("ok", "error", "busy")
 CONFLICT_KINDS = ("oversell", "unknown_sku", "push_failed", "drift", "bad_record")
 JSON = "application/json"
@@ -115,7 +115,7 @@ class Metrics:
         self.pulled = Counter("channelsync_order_lines_pulled", "Order lines pulled",
                               ["channel"], registry=r)
         self.pushes = Counter("channelsync_pushes", "Stock pushes by outcome (pushed, failed, "
-                              "held)", ["channel", "outcome"], registry=r)
+                              "held, stale)", ["channel", "outcome"], registry=r)
         self.api_calls = Counter("channelsync_api_calls", "Channel API calls by outcome (ok, "
                                  "throttled, error)", ["channel", "operation", "outcome"],
                                  registry=r)

@@ -17,7 +17,7 @@ from channelsync.config import ChannelConfig, Config
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.connector import Capabilities, ChannelListing, PushItem, PushResult
 from channelsync.errors import ChannelSyncError, PermanentChannelError, RetriableChannelError
-from channelsync.ledger import chunks, kit_t, sku_t, state_t
+from channelsync.ledger import chunks, kit_t, line_t, sku_t, state_t
 from channelsync.planner import listing_t, outbox_t, targets
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class PushOutcome:
     pushed: int = 0
     failed: int = 0
     held: int = 0
+    stale: int = 0  # refused by compare-and-set: the channel changed first; retried
+    stale_listings: list[int] = field(default_factory=list)  # ...whose channel said what it shows
+    stale_skus: set[str] = field(default_factory=set)  # their master SKUs
     error: ChannelSyncError | None = None
 
 
@@ -65,6 +68,7 @@ def _due(
                   listing_t.c.id.label("lid"), listing_t.c.channel, listing_t.c.sku,
                   listing_t.c.channel_sku, listing_t.c.ref, listing_t.c.managed,
                   listing_t.c.last_pushed, listing_t.c.last_pushed_at,
+                  listing_t.c.believed, listing_t.c.believed_at, outbox_t.c.planned_at,
                   listing_t.c.revisions_day, listing_t.c.revisions)
         .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
         .where(outbox_t.c.channel == channel, outbox_t.c.next_attempt_at <= now)
@@ -83,6 +87,51 @@ def _due(
     watermark = conn.execute(
         sa.select(state_t.c.pull_started_at).where(state_t.c.name == channel)).scalar()
     return due, watermark
+
+
+def expected_quantities(
+    conn: Connection, channel: str, rows: Sequence[dict[str, Any]]
+) -> dict[int, int | None]:
+    """What each listing should show on the channel now, for compare-and-set writes.
+
+    The last quantity written, read or reported by a refused compare, less the units of
+    this channel's order lines first applied since then (the channel took those off
+    itself), plus units of older lines cancelled since (it put those back). When this is
+    wrong the channel refuses the write as stale and says what it shows, so a wrong
+    belief costs a round trip, never a wrong write.
+    """
+    expected: dict[int, int | None] = {}
+    for row in rows:
+        known = row["believed"] is not None and row["believed_at"] is not None
+        expected[row["listing_id"]] = row["believed"] if known else None  # None: no compare
+    since = listing_t.c.believed_at
+    new_line = line_t.c.first_seen_at > since
+    change = sa.case(
+        (new_line, line_t.c.cancelled - line_t.c.ordered),
+        (line_t.c.cancel_seen_at > since, line_t.c.cancelled),
+        else_=0,
+    )
+    believed = sorted(k for k, v in expected.items() if v is not None)
+    for chunk in chunks(believed):
+        query = (
+            sa.select(listing_t.c.id, sa.func.sum(change))
+            .join(line_t, sa.and_(line_t.c.channel == listing_t.c.channel,
+                                  line_t.c.channel_sku == listing_t.c.channel_sku))
+            .where(listing_t.c.channel == channel, listing_t.c.id.in_(chunk),
+                   sa.or_(new_line, line_t.c.cancel_seen_at > since))
+            .group_by(listing_t.c.id)
+        )
+        for listing_id, delta in conn.execute(query):
+            value = expected[listing_id]
+            if value is not None and delta:
+                expected[listing_id] = max(0, value + int(delta))
+    return expected
+
+
+def operation_key(row: dict[str, Any]) -> str:
+    """Names one planned write; the same on every retry of it until it is re-planned."""
+    planned = row["planned_at"].isoformat() if row["planned_at"] else ""
+    return f"{row['listing_id']}:{row['id']}:{row['version']}:{planned}"
 
 
 def echo_safe(row: dict[str, Any], watermark: datetime | None) -> bool:
@@ -104,11 +153,17 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
     due = [r for r in rows if echo_safe(r, watermark)
            and (budget is None or budget.allows(r, now))]
     outcome.held = len(rows) - len(due)
+    cas = connector.capabilities.compare_and_set
+    if cas and due:
+        with engine.db.connect() as conn:
+            expected = expected_quantities(conn, channel.name, due)
     size = max(1, connector.capabilities.push_batch_size)
     for batch in chunks(due, size):
         if engine.stopping.is_set():
             break  # shutting down: the outbox keeps the rest
-        items = [PushItem(r["channel_sku"], r["target"], r["ref"], r["last_pushed"]) for r in batch]
+        items = [PushItem(r["channel_sku"], r["target"], r["ref"],
+                          expected[r["listing_id"]] if cas else r["last_pushed"],
+                          operation_key(r)) for r in batch]
         try:
             results: list[PushResult] = engine.call(
                 channel, functools.partial(connector.push_quantities, items), "push_quantities")
@@ -123,14 +178,20 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
                 if result.ok:
                     _succeeded(conn, channel.name, row, result, engine.clock(), budget)
                     outcome.pushed += 1
+                elif result.stale:
+                    _stale(conn, channel.name, row, result, engine.clock())
+                    outcome.stale += 1
+                    outcome.stale_skus.add(row["sku"])
+                    if result.observed is not None:
+                        outcome.stale_listings.append(row["listing_id"])
                 else:
                     _failed(engine, conn, channel.name, row, result)
                     outcome.failed += 1
         if outcome.error:
             break  # the channel itself is failing: leave the rest for the next cycle
-    if outcome.pushed or outcome.failed:
-        log.info("%s: pushed %d, failed %d, held %d", channel.name, outcome.pushed,
-                 outcome.failed, outcome.held)
+    if outcome.pushed or outcome.failed or outcome.stale:
+        log.info("%s: pushed %d, failed %d, held %d, stale %d", channel.name, outcome.pushed,
+                 outcome.failed, outcome.held, outcome.stale)
     with engine.db.begin() as conn:
         conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
             pushed_at=engine.clock()))
@@ -147,7 +208,7 @@ def _succeeded(
     budget: Budget | None = None,
 ) -> None:
     values: dict[str, Any] = {"last_pushed": row["target"], "last_pushed_at": now,
-                              "push_failures": 0}
+                              "believed": row["target"], "believed_at": now, "push_failures": 0}
     if result.ref:
         values["ref"] = result.ref
     if budget is not None:
@@ -161,6 +222,31 @@ def _succeeded(
     conn.execute(outbox_t.delete().where(outbox_t.c.id == row["id"],
                                          outbox_t.c.version == row["version"]))
     resolve_conflicts(conn, "push_failed", [f"{channel}:{row['channel_sku']}"], now)
+
+
+def _stale(
+    conn: Connection, channel: str, row: dict[str, Any], result: PushResult, now: datetime
+) -> None:
+    """Compare-and-set refused the write: nothing was written. Keep it due, remember what
+    the channel showed, and count it; the engine pulls the channel and tries again."""
+    log.info("%s: %s changed on the channel before our write (showed %s, expected other); "
+             "pulling again", channel, row["channel_sku"], result.observed)
+    if result.observed is not None:
+        conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(
+            believed=result.observed, believed_at=now))
+    conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
+        next_attempt_at=now, last_error="stale compare: the channel changed first"))
+    conn.execute(state_t.update().where(state_t.c.name == channel).values(
+        stale_compares=state_t.c.stale_compares + 1, stale_at=now))
+
+
+def believed_as_of(conn: Connection, listing_ids: Sequence[int], now: datetime) -> None:
+    """Date what refused compares showed to after the pull that followed them: the orders
+    that pull applied are already in those quantities and must not be taken off again."""
+    for chunk in chunks(sorted(listing_ids)):
+        conn.execute(listing_t.update().where(
+            listing_t.c.id.in_(chunk), listing_t.c.believed.is_not(None)
+        ).values(believed_at=now))
 
 
 def _failed(
@@ -201,6 +287,8 @@ def record_listings(
         old = existing.get(item.channel_sku)
         values = {"sku": sku, "managed": item.managed, "channel_quantity": item.quantity,
                   "read_at": now}
+        if item.quantity is not None:
+            values.update(believed=item.quantity, believed_at=now)
         if item.ref:
             values["ref"] = item.ref
         if old is None:

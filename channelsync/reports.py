@@ -41,6 +41,9 @@ def status(conn: Connection, config: Config, now: datetime) -> dict[str, Any]:
             "last_read_back": _iso(state.get("reconciled_at")),
             "cursor": _iso(state.get("cursor")), "cursor_age_s": _age(state.get("cursor"), now),
             "pending_outbox": int(outbox.get(channel.name, 0)),
+            # writes refused by compare-and-set because the channel changed first
+            "stale_compares": int(state.get("stale_compares") or 0),
+            "last_stale_compare": _iso(state.get("stale_at")),
             "listings": int(listings.get(channel.name, 0)),
             "unmapped": unmapped(conn, channel.name),
             "last_error": state.get("last_error") or None,

@@ -8,7 +8,7 @@ type ``fake`` by the ``fake_registry`` fixture.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -48,6 +48,10 @@ class FakeChannel:
     fail_next: list[Exception] = field(default_factory=list)  # raised by the next API calls
     refuse: set[str] = field(default_factory=set)  # SKUs whose pushes are refused
     push_errors: list[Exception] = field(default_factory=list)  # raised by the next pushes
+    # Run by the next compare-and-set pushes after they are sent, before they are checked:
+    # what a buyer does in the instant between our read and our write.
+    before_write: list[Callable[[], Any]] = field(default_factory=list)
+    calls: list[list[PushItem]] = field(default_factory=list)  # every push call, failed ones too
     clock: Any = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -132,3 +136,36 @@ class FakeConnector:
 
     def close(self) -> None:
         pass
+
+
+class FakeCasConnector(FakeConnector):
+    """A channel with compare-and-set writes (like Shopify's changeFromQuantity)."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        push_batch_size=3, requests_per_second=1000, burst=1000, overlap=timedelta(seconds=30),
+        compare_and_set=True)
+
+    def push_quantities(self, items: Sequence[PushItem]) -> list[PushResult]:
+        ch = self.channel
+        ch.calls.append(list(items))
+        ch._maybe_fail()
+        if ch.push_errors:
+            raise ch.push_errors.pop(0)
+        if ch.before_write:
+            ch.before_write.pop(0)()
+        ch.pushes.append(list(items))
+        results = []
+        for item in items:
+            if item.channel_sku not in ch.quantities:
+                error = PermanentChannelError(f"refused {item.channel_sku}")
+                results.append(PushResult(item.channel_sku, False, error))
+                continue
+            shows = ch.quantities[item.channel_sku]
+            if item.expected is not None and item.expected != shows:
+                error = PermanentChannelError(f"{item.channel_sku}: stale compare")
+                results.append(PushResult(item.channel_sku, False, error, stale=True,
+                                          observed=shows))
+                continue
+            ch.quantities[item.channel_sku] = item.quantity
+            results.append(PushResult(item.channel_sku, True, ref=f"ref-{item.channel_sku}"))
+        return results

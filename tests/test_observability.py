@@ -100,7 +100,7 @@ def set_state(engine: Engine, channel: str, **fields: datetime | None) -> None:
 def test_counters_follow_the_events(metrics: Metrics, bus: EventBus) -> None:
     bus.emit("pull_done", channel="a", lines=5, applied=3, pending=1, bad_records=0, seconds=1.0)
     bus.emit("pull_done", channel="a", lines=2, applied=2, pending=0, bad_records=0, seconds=1.0)
-    bus.emit("push_done", channel="a", pushed=4, failed=1, held=2)
+    bus.emit("push_done", channel="a", pushed=4, failed=1, held=2, stale=1)
     bus.emit("api_call", channel="a", operation="pull_orders", outcome="ok", seconds=0.1)
     bus.emit("api_call", channel="a", operation="pull_orders", outcome="throttled", seconds=0.1)
     bus.emit("api_call", channel="a", operation="pull_orders", outcome="throttled", seconds=0.1)
@@ -122,6 +122,7 @@ def test_counters_follow_the_events(metrics: Metrics, bus: EventBus) -> None:
     assert v("channelsync_pushes_total", channel="a", outcome="pushed") == 4
     assert v("channelsync_pushes_total", channel="a", outcome="failed") == 1
     assert v("channelsync_pushes_total", channel="a", outcome="held") == 2
+    assert v("channelsync_pushes_total", channel="a", outcome="stale") == 1
     assert v("channelsync_pushes_total", channel="b", outcome="pushed") == 0
     assert v("channelsync_api_calls_total", channel="a", operation="pull_orders",
              outcome="ok") == 1

@@ -1,0 +1,45 @@
+"""compare-and-set: what each listing is believed to show, stale compares, first sight of lines
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-26 07:50:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import channelsync.models
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('listing', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('believed', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('believed_at', channelsync.models.UTCDateTime(), nullable=True))
+    with op.batch_alter_table('order_line', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('first_seen_at', channelsync.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('cancel_seen_at', channelsync.models.UTCDateTime(), nullable=True))
+        batch_op.create_index('ix_order_line_listing', ['channel', 'channel_sku', 'first_seen_at'])
+    with op.batch_alter_table('channel_state', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('stale_compares', sa.Integer(), nullable=False,
+                                      server_default='0'))
+        batch_op.add_column(sa.Column('stale_at', channelsync.models.UTCDateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('channel_state', schema=None) as batch_op:
+        batch_op.drop_column('stale_at')
+        batch_op.drop_column('stale_compares')
+    with op.batch_alter_table('order_line', schema=None) as batch_op:
+        batch_op.drop_index('ix_order_line_listing')
+        batch_op.drop_column('cancel_seen_at')
+        batch_op.drop_column('first_seen_at')
+    with op.batch_alter_table('listing', schema=None) as batch_op:
+        batch_op.drop_column('believed_at')
+        batch_op.drop_column('believed')
