@@ -106,7 +106,11 @@ class OrderLine(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("channel", "order_id", "line_id"),
         sa.Index("ix_order_line_pending", "state", "sku"),
-        sa.Index("ix_order_line_listing", "channel", "channel_sku", "first_seen_at"),
+        # What compare-and-set writes expect is found from lines seen since a time.
+        sa.Index("ix_order_line_seen", "channel", "first_seen_at"),
+        sa.Index("ix_order_line_cancel_seen", "channel", "cancel_seen_at",
+                 sqlite_where=sa.text("cancel_seen_at IS NOT NULL"),
+                 postgresql_where=sa.text("cancel_seen_at IS NOT NULL")),
     )
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=200)

@@ -101,30 +101,41 @@ def expected_quantities(
     belief costs a round trip, never a wrong write.
     """
     expected: dict[int, int | None] = {}
+    by_sku: dict[str, tuple[int, datetime]] = {}
     for row in rows:
         known = row["believed"] is not None and row["believed_at"] is not None
         expected[row["listing_id"]] = row["believed"] if known else None  # None: no compare
-    since = listing_t.c.believed_at
-    new_line = line_t.c.first_seen_at > since
-    change = sa.case(
-        (new_line, line_t.c.cancelled - line_t.c.ordered),
-        (line_t.c.cancel_seen_at > since, line_t.c.cancelled),
-        else_=0,
+        if known:
+            by_sku[row["channel_sku"]] = (row["listing_id"], row["believed_at"])
+    if not by_sku:
+        return expected
+    # Lines seen since the oldest belief, by the time-ordered indexes; each listing then
+    # counts those after its own. Beliefs are refreshed by every write and read-back.
+    oldest = min(at for _, at in by_sku.values())
+    columns = (line_t.c.channel_sku, line_t.c.ordered, line_t.c.cancelled,
+               line_t.c.first_seen_at, line_t.c.cancel_seen_at)
+    seen = sa.union(
+        sa.select(*columns).where(line_t.c.channel == channel, line_t.c.first_seen_at > oldest),
+        sa.select(*columns).where(line_t.c.channel == channel,
+                                  line_t.c.cancel_seen_at.is_not(None),
+                                  line_t.c.cancel_seen_at > oldest),
     )
-    believed = sorted(k for k, v in expected.items() if v is not None)
-    for chunk in chunks(believed):
-        query = (
-            sa.select(listing_t.c.id, sa.func.sum(change))
-            .join(line_t, sa.and_(line_t.c.channel == listing_t.c.channel,
-                                  line_t.c.channel_sku == listing_t.c.channel_sku))
-            .where(listing_t.c.channel == channel, listing_t.c.id.in_(chunk),
-                   sa.or_(new_line, line_t.c.cancel_seen_at > since))
-            .group_by(listing_t.c.id)
-        )
-        for listing_id, delta in conn.execute(query):
-            value = expected[listing_id]
-            if value is not None and delta:
-                expected[listing_id] = max(0, value + int(delta))
+    delta: dict[int, int] = {}
+    for sku, ordered, cancelled, first_seen, cancel_seen in conn.execute(seen):
+        if sku not in by_sku:
+            continue
+        listing_id, since = by_sku[sku]
+        if first_seen is not None and first_seen > since:
+            change = cancelled - ordered  # sold there since: the channel took it off
+        elif cancel_seen is not None and cancel_seen > since:
+            change = cancelled  # cancelled since: the channel put it back
+        else:
+            continue
+        delta[listing_id] = delta.get(listing_id, 0) + change
+    for listing_id, change in delta.items():
+        value = expected[listing_id]
+        if value is not None:
+            expected[listing_id] = max(0, value + change)
     return expected
 
 
