@@ -1,5 +1,6 @@
-"""``channelsync demo``: two WooCommerce emulators, an Amazon and an eBay one, a temporary
-SQLite ledger, simulated buyers on every channel, sync cycles and a live view, for a bounded time.
+"""``channelsync demo``: two WooCommerce emulators, an Amazon, an eBay and a Shopify one, a
+temporary SQLite ledger, simulated buyers on every channel, sync cycles and a live view, for a
+bounded time.
 
 Everything runs on loopback; nothing is kept afterwards.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -22,6 +24,7 @@ from rich.table import Table
 from channelsync import planner
 from channelsync.app import App
 from channelsync.config import parse_config
+from channelsync.ledger import state_t
 from channelsync.registry import load_emulator
 from channelsync.reports import conflicts as open_conflicts
 from channelsync.stock import StockRow
@@ -32,6 +35,7 @@ CHANNELS = {
     "marketplace": ["MUG-BLUE", "MUG-RED", "PLATE", "BOWL", "LAMP"],
     "amazon": ["MUG-BLUE", "PLATE", "BOWL", "LAMP"],
     "ebay": ["MUG-RED", "PLATE", "LAMP"],
+    "shopify": ["MUG-BLUE", "MUG-RED", "BOWL", "LAMP", "MUG-2PACK"],
 }
 FBA = {"amazon": {"MUG-RED": 40}}  # Amazon's own stock (FBA): shown, never written
 CONFIG = """
@@ -69,6 +73,11 @@ app_id = "demo-app"
 dev_id = "demo-dev"
 cert_id = "demo-cert"
 order_lag = 2  # eBay's is about two minutes: too long for a demo
+[[channel]]
+name = "shopify"
+type = "shopify"
+endpoint = "{shopify}"
+access_token = "shpat_demo"
 [[rule]]
 sku = "PLATE"
 channel = "marketplace"
@@ -143,7 +152,8 @@ def _emulators(seed: int) -> dict[str, Any]:
     return {"webshop": woo(consumer_key="ck_demo", consumer_secret="cs_demo", seed=seed),
             "marketplace": woo(consumer_key="ck_demo", consumer_secret="cs_demo", seed=seed),
             "amazon": amazon,
-            "ebay": load_emulator("ebay")(token="demo-token", seed=seed)}
+            "ebay": load_emulator("ebay")(token="demo-token", seed=seed),
+            "shopify": load_emulator("shopify")(access_token="shpat_demo", seed=seed)}
 
 
 def run_demo(duration: float, seed: int, console: Console) -> int:
@@ -239,9 +249,16 @@ def _view(app: App, emulators: dict[str, Any], tally: Tally, deadline: float | N
                       str(avail[sku].available if sku in avail else ""), *cells)
     summary = (f"orders {tally.orders}, refused by a channel {tally.refused}, cancelled "
                f"{tally.cancelled}, shipped {tally.shipped}; conflicts raised {len(everything)}, "
-               f"open {len(conflicts)}")
+               f"open {len(conflicts)}; writes refused by Shopify's compare-and-set (a sale "
+               f"there came first; retried after a pull) {_stale(app)}")
     lines = [f"  [{c['kind']}] {c['message']}" for c in conflicts[:6]]
     return Group(table, summary, *lines)
+
+
+def _stale(app: App) -> int:
+    with app.db.connect() as conn:
+        return int(conn.execute(sa.select(state_t.c.stale_compares).where(
+            state_t.c.name == "shopify")).scalar() or 0)
 
 
 def _cell(channel: str, sku: str, shown: dict[str, dict[str, int]],

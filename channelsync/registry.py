@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP = "channelsync.connectors"
 BUILTIN: dict[str, str] = {
     "amazon": "connectors.amazon:AmazonConnector",
     "ebay": "connectors.ebay:EbayConnector",
+    "shopify": "connectors.shopify:ShopifyConnector",
     "woocommerce": "connectors.woocommerce:WooCommerceConnector",
 }
 

@@ -35,7 +35,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
     assert proc.returncode == 0
 
 
-@pytest.mark.parametrize("channel_type", ["woocommerce", "amazon", "ebay"])
+@pytest.mark.parametrize("channel_type", ["woocommerce", "amazon", "ebay", "shopify"])
 def test_serve_one_emulator_by_type_on_any_free_port(channel_type: str) -> None:
     proc = subprocess.Popen([*CLI, "sandbox", "serve", "--type", channel_type, "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

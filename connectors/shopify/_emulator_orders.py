@@ -1,0 +1,228 @@
+"""Orders of the Shopify emulator: placing, cancelling, fulfilling, refunding and editing.
+
+Stock moves at the primary location, as Shopify's default fulfilment location does:
+an order takes `available` into `committed`; a fulfilment ships committed units (so on_hand
+drops); a cancellation, a CANCEL refund or an edit removing units puts unfulfilled units back
+into `available`; a RETURN refund puts fulfilled units back (on_hand rises); NO_RESTOCK takes
+unfulfilled units off the order without putting them on sale (committed and on_hand drop),
+then fulfilled ones (money only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from channelsync.sandbox import BadRequest, Conflict, NotFound
+from connectors.shopify._emulator_state import PRIMARY, Listing, Store, gid, stamp
+
+__all__ = ["FINANCIAL_STATUSES", "Line", "Order", "OrderBook", "Refund", "RefundLine"]
+
+FINANCIAL_STATUSES = ("PAID", "PENDING", "AUTHORIZED", "PARTIALLY_PAID")  # for sandbox orders
+PAID = frozenset({"PAID", "PARTIALLY_PAID", "PARTIALLY_REFUNDED", "REFUNDED"})
+RESTOCK_TYPES = ("CANCEL", "RETURN", "NO_RESTOCK")
+
+
+@dataclass
+class Line:
+    id: int
+    listing: Listing
+    quantity: int  # as ordered
+    fulfilled: int = 0
+    removed: int = 0  # by order edits (always unfulfilled units)
+    refunded_unfulfilled: int = 0  # refunded before fulfilment: Shopify's non-fulfillable units
+    refunded_fulfilled: int = 0
+
+    @property
+    def current(self) -> int:
+        return self.quantity - self.removed - self.refunded_unfulfilled - self.refunded_fulfilled
+
+    @property
+    def unfulfilled(self) -> int:
+        return self.quantity - self.removed - self.refunded_unfulfilled - self.fulfilled
+
+    @property
+    def kept_fulfilled(self) -> int:
+        """Fulfilled units not refunded since."""
+        return self.fulfilled - self.refunded_fulfilled
+
+
+@dataclass
+class RefundLine:
+    id: int
+    line: Line
+    quantity: int
+    restock_type: str
+
+    @property
+    def restocked(self) -> bool:
+        # guessed: an untracked item has no stock to go back to
+        return self.restock_type != "NO_RESTOCK" and self.line.listing.tracked
+
+
+@dataclass
+class Refund:
+    id: int
+    created: datetime
+    lines: list[RefundLine]
+
+
+@dataclass
+class Order:
+    id: int
+    number: int
+    created: datetime
+    updated: datetime
+    test: bool
+    financial: str
+    lines: list[Line]
+    refunds: list[Refund] = field(default_factory=list)
+    cancelled: datetime | None = None
+    cancel_reason: str | None = None
+
+    def line_for(self, sku: Any) -> Line:
+        found = next((x for x in self.lines if x.listing.sku == sku), None)
+        if found is None:
+            raise BadRequest(f"order {self.id} has no line with SKU {sku!r}")
+        return found
+
+    @property
+    def fulfillment_status(self) -> str:
+        shipped = any(x.fulfilled for x in self.lines)
+        if shipped and not any(x.unfulfilled for x in self.lines):
+            return "FULFILLED"
+        # guessed: an order whose units were all refunded before fulfilment stays UNFULFILLED
+        return "PARTIALLY_FULFILLED" if shipped else "UNFULFILLED"
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": gid("Order", self.id), "name": f"#{self.number}",
+                "updated_at": stamp(self.updated), "cancelled_at": stamp(self.cancelled),
+                "financial_status": self.financial, "fulfillment_status": self.fulfillment_status,
+                "lines": {x.listing.sku: {"quantity": x.quantity, "current": x.current,
+                                          "unfulfilled": x.unfulfilled} for x in self.lines}}
+
+
+class OrderBook:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.orders: dict[int, Order] = {}
+        self._number = 1000
+
+    def get(self, order_id: Any) -> Order:
+        text = str(order_id).rsplit("/", 1)[-1]
+        order = self.orders.get(int(text)) if text.isdigit() else None
+        if order is None:
+            raise NotFound(f"no order {order_id!r}")
+        return order
+
+    def place(self, lines: list[tuple[str, int]], now: datetime, *, test: bool = False,
+              financial: str = "PAID") -> Order:
+        if financial not in FINANCIAL_STATUSES:
+            raise BadRequest(f'"financial_status" must be one of {", ".join(FINANCIAL_STATUSES)}')
+        wanted: dict[str, int] = {}
+        for sku, quantity in lines:
+            wanted[sku] = wanted.get(sku, 0) + quantity
+        for sku, quantity in wanted.items():
+            listing = self.store.by_sku.get(sku)
+            if listing is None:
+                raise BadRequest(f"no product variant with SKU {sku!r}")
+            level = listing.levels.get(PRIMARY)
+            have = level.available if level is not None else 0
+            if listing.tracked and have < quantity:
+                raise Conflict(f"not enough stock for {sku!r} at the primary location: "
+                               f"{have} available, {quantity} asked")
+        moment = self.store.tick(now)
+        self._number += 1
+        order = Order(self.store.next_id(), self._number, moment, moment, test, financial, [])
+        for sku, quantity in wanted.items():
+            listing = self.store.by_sku[sku]
+            order.lines.append(Line(self.store.next_id(), listing, quantity))
+            listing.move(moment, available=-quantity, committed=quantity)
+        self.orders[order.id] = order
+        return order
+
+    def cancel(self, order: Order, now: datetime) -> dict[str, Any]:
+        if order.cancelled is not None:
+            raise Conflict(f"order {order.id} is already cancelled")
+        # guessed: a partly fulfilled order may be cancelled (its unfulfilled units are)
+        moment = self.store.tick(now)
+        back = [(x, x.unfulfilled) for x in order.lines if x.unfulfilled]
+        if back:
+            self._refund(order, [(x, n, "CANCEL") for x, n in back], moment)
+        order.cancelled, order.cancel_reason, order.updated = moment, "CUSTOMER", moment
+        order.financial = "REFUNDED" if order.financial in PAID else "VOIDED"
+        return order.summary()
+
+    def ship(self, order: Order, wanted: dict[str, int] | None, now: datetime) -> dict[str, Any]:
+        if order.cancelled is not None:
+            raise Conflict(f"order {order.id} is cancelled; it cannot ship")
+        if wanted is None:
+            plan = [(x, x.unfulfilled) for x in order.lines if x.unfulfilled]
+        else:
+            plan = [(order.line_for(sku), n) for sku, n in wanted.items()]
+        for line, n in plan:
+            if n > line.unfulfilled:
+                raise Conflict(f"{line.listing.sku!r} has {line.unfulfilled} unfulfilled units; "
+                               f"{n} asked")
+        if not any(n for _, n in plan):
+            raise Conflict(f"order {order.id} has nothing left to fulfil")
+        moment = self.store.tick(now)
+        for line, n in plan:
+            line.fulfilled += n
+            line.listing.move(moment, committed=-n)
+        order.updated = moment
+        return order.summary()
+
+    def refund(self, order: Order, wanted: list[tuple[str, int, str]], now: datetime
+               ) -> dict[str, Any]:
+        plan, seen = [], set()
+        for sku, n, restock_type in wanted:
+            line = order.line_for(sku)
+            if restock_type not in RESTOCK_TYPES or sku in seen:
+                raise BadRequest(f'each SKU once, "restock_type" one of {", ".join(RESTOCK_TYPES)}')
+            seen.add(sku)
+            room = {"CANCEL": line.unfulfilled, "RETURN": line.kept_fulfilled,
+                    "NO_RESTOCK": line.unfulfilled + line.kept_fulfilled}[restock_type]
+            if n > room:
+                raise Conflict(f"{sku!r}: {n} units to refund with {restock_type}, {room} can be")
+            plan.append((line, n, restock_type))
+        moment = self.store.tick(now)
+        self._refund(order, plan, moment)
+        order.updated = moment
+        if order.financial in PAID:  # guessed: unpaid orders keep their status on a refund
+            left = any(x.current for x in order.lines)
+            order.financial = "PARTIALLY_REFUNDED" if left else "REFUNDED"
+        return order.summary()
+
+    def _refund(self, order: Order, plan: list[tuple[Line, int, str]], moment: datetime) -> None:
+        refund = Refund(self.store.next_id(), moment, [])
+        for line, n, restock_type in plan:
+            refund.lines.append(RefundLine(self.store.next_id(), line, n, restock_type))
+            if restock_type == "CANCEL":
+                line.refunded_unfulfilled += n
+                line.listing.move(moment, available=n, committed=-n)
+            elif restock_type == "RETURN":
+                line.refunded_fulfilled += n
+                line.listing.move(moment, available=n)
+            else:  # NO_RESTOCK: unfulfilled units first, they leave stock with the order
+                early = min(n, line.unfulfilled)
+                line.refunded_unfulfilled += early
+                line.refunded_fulfilled += n - early
+                line.listing.move(moment, committed=-early)
+        order.refunds.append(refund)
+
+    def edit(self, order: Order, sku: Any, quantity: int, now: datetime) -> dict[str, Any]:
+        if order.cancelled is not None:
+            raise Conflict(f"order {order.id} is cancelled; it cannot be edited")
+        line = order.line_for(sku)
+        lowest = line.current - line.unfulfilled  # fulfilled units stay on the order
+        if not lowest <= quantity <= line.current:
+            raise Conflict(f"{sku!r}: an edit sets the current quantity between {lowest} "
+                           f"(fulfilled) and {line.current}; got {quantity}")
+        removed = line.current - quantity
+        moment = self.store.tick(now)
+        line.removed += removed
+        line.listing.move(moment, available=removed, committed=-removed)
+        order.updated = moment
+        return order.summary()

@@ -1,0 +1,314 @@
+"""GraphQL resolvers of the Shopify emulator, bound to connectors/shopify/schema.graphql.
+
+Objects are rendered as dicts: plain values for scalar fields and `(info, **args) -> value`
+callables for the fields that take arguments or lead to other objects, which graphql-core's
+default resolver calls lazily. `__typename` in each dict resolves the Node interface.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema, build_schema
+from graphql.execution.values import get_argument_values
+
+from connectors.shopify._emulator_inventory import Change, Group, Inventory
+from connectors.shopify._emulator_orders import Line, Order, OrderBook, Refund, RefundLine
+from connectors.shopify._emulator_search import order_filter, page, sku_filter
+from connectors.shopify._emulator_state import (
+    PRIMARY,
+    QUANTITY_NAMES,
+    Listing,
+    Location,
+    Store,
+    gid,
+    parse_gid,
+    split_gid,
+    stamp,
+)
+
+__all__ = ["Context", "shopify_schema"]
+
+SCHEMA = Path(__file__).with_name("schema.graphql")
+SHOP_NAME, SHOP_DOMAIN = "channelsync sandbox", "channelsync-sandbox.myshopify.com"
+View = dict[str, Any]
+
+
+@dataclass
+class Context:
+    """What resolvers see of the emulator (as `info.context`); they run under its lock."""
+
+    store: Store
+    book: OrderBook
+    inventory: Inventory
+    now: Callable[[], datetime]
+    items_updated: Callable[[int], None]
+    before_set_quantities: Callable[[], None] | None = None
+
+
+def _ctx(info: GraphQLResolveInfo) -> Context:
+    context: Context = info.context
+    return context
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def _checked_gid(value: str, kind: str) -> int | None:
+    """The number of a global id of that kind; None for another kind; an error if malformed."""
+    if split_gid(value) is None:
+        raise GraphQLError(f"Invalid global id '{value}'")  # guessed: wording
+    return parse_gid(value, kind)
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+def shop_view() -> View:
+    return {"__typename": "Shop", "id": gid("Shop", 1), "name": SHOP_NAME,
+            "myshopifyDomain": SHOP_DOMAIN}
+
+
+def location_view(location: Location) -> View:
+    return {"__typename": "Location", "id": gid("Location", location.id),
+            "name": location.name, "isActive": location.active, "isPrimary": location.primary}
+
+
+def variant_view(listing: Listing) -> View:
+    return {"__typename": "ProductVariant", "id": gid("ProductVariant", listing.variant_id),
+            "sku": listing.sku, "title": listing.title,
+            "displayName": f"{listing.title} - {listing.sku}", "updatedAt": stamp(listing.updated),
+            "inventoryItem": lambda info: item_view(listing)}
+
+
+def item_view(listing: Listing) -> View:
+    def level(info: GraphQLResolveInfo, locationId: str) -> View | None:
+        number = _checked_gid(locationId, "Location")
+        return level_view(_ctx(info).store, listing, number) if number is not None else None
+
+    return {"__typename": "InventoryItem", "id": gid("InventoryItem", listing.item_id),
+            "sku": listing.sku, "tracked": listing.tracked, "inventoryLevel": level,
+            "variant": lambda info: variant_view(listing)}
+
+
+def level_view(store: Store, listing: Listing, location_id: int) -> View | None:
+    level = listing.levels.get(location_id)
+    if level is None or listing.deleted:
+        return None
+    # guessed: the level's number is its location's
+    level_id = f"{gid('InventoryLevel', location_id)}?inventory_item_id={listing.item_id}"
+
+    def quantities(info: GraphQLResolveInfo, names: list[str]) -> list[View]:
+        unknown = [n for n in names if n not in QUANTITY_NAMES]
+        if unknown:  # guessed: wording
+            raise GraphQLError(f"Invalid quantity names: {', '.join(unknown)}. Valid names are "
+                               f"{', '.join(QUANTITY_NAMES)}.")
+        return [{"__typename": "InventoryQuantity",
+                 "id": f"gid://shopify/InventoryQuantity/{location_id}?inventory_item_id="
+                       f"{listing.item_id}&name={n}",  # guessed: the id's shape
+                 "name": n, "quantity": level.quantity(n), "updatedAt": stamp(level.updated)}
+                for n in names]
+
+    return {"__typename": "InventoryLevel", "id": level_id, "updatedAt": stamp(level.updated),
+            "item": lambda info: item_view(listing),
+            "location": lambda info: location_view(store.locations[location_id]),
+            "quantities": quantities}
+
+
+def order_view(order: Order) -> View:
+    def line_items(info: GraphQLResolveInfo, first: int | None = None,
+                   after: str | None = None) -> View:
+        return page(order.lines, lambda x: [x.id], first, after,
+                    ["lineItems", order.id]).render(line_view)
+
+    def refunds(info: GraphQLResolveInfo, first: int | None = None) -> list[View]:
+        return [refund_view(r) for r in order.refunds[:first]]
+
+    return {"__typename": "Order", "id": gid("Order", order.id), "name": f"#{order.number}",
+            "createdAt": stamp(order.created), "updatedAt": stamp(order.updated),
+            "cancelledAt": stamp(order.cancelled), "cancelReason": order.cancel_reason,
+            "closed": order.cancelled is not None,  # guessed: only cancelled orders are closed
+            "test": order.test, "displayFinancialStatus": order.financial,
+            "displayFulfillmentStatus": order.fulfillment_status, "lineItems": line_items,
+            "refunds": refunds}
+
+
+def line_view(line: Line) -> View:
+    listing = line.listing
+    return {"__typename": "LineItem", "id": gid("LineItem", line.id), "name": listing.title,
+            "sku": listing.sku, "quantity": line.quantity, "currentQuantity": line.current,
+            "unfulfilledQuantity": line.unfulfilled,
+            "nonFulfillableQuantity": line.refunded_unfulfilled,
+            "variant": lambda info: None if listing.deleted else variant_view(listing)}
+
+
+def refund_view(refund: Refund) -> View:
+    def lines(info: GraphQLResolveInfo, first: int | None = None,
+              after: str | None = None) -> View:
+        return page(refund.lines, lambda x: [x.id], first, after,
+                    ["refundLineItems", refund.id]).render(refund_line_view)
+
+    return {"__typename": "Refund", "id": gid("Refund", refund.id),
+            "createdAt": stamp(refund.created), "refundLineItems": lines}
+
+
+def refund_line_view(line: RefundLine) -> View:
+    return {"id": gid("RefundLineItem", line.id), "lineItem": lambda info: line_view(line.line),
+            "quantity": line.quantity, "restockType": line.restock_type,
+            "restocked": line.restocked}
+
+
+def group_view(store: Store, group: Group) -> View:
+    def changes(info: GraphQLResolveInfo, inventoryItemIds: list[str] | None = None,
+                locationIds: list[str] | None = None,
+                quantityNames: list[str] | None = None) -> list[View]:
+        return [change_view(store, c) for c in group.changes
+                if (inventoryItemIds is None or gid("InventoryItem", c.listing.item_id)
+                    in inventoryItemIds)
+                and (locationIds is None or gid("Location", c.location_id) in locationIds)
+                and (quantityNames is None or c.name in quantityNames)]
+
+    return {"id": gid("InventoryAdjustmentGroup", group.id), "createdAt": stamp(group.created),
+            "reason": group.reason, "referenceDocumentUri": group.reference, "changes": changes}
+
+
+def change_view(store: Store, change: Change) -> View:
+    return {"name": change.name, "delta": change.delta, "quantityAfterChange": change.after,
+            "item": lambda info: None if change.listing.deleted else item_view(change.listing),
+            "location": lambda info: location_view(store.locations[change.location_id])}
+
+
+# -- root fields ---------------------------------------------------------------------------------
+
+
+def _location(root: Any, info: GraphQLResolveInfo, id: str | None = None) -> View | None:
+    store = _ctx(info).store
+    number = PRIMARY if id is None else _checked_gid(id, "Location")
+    location = store.locations.get(number) if number is not None else None
+    return location_view(location) if location is not None else None
+
+
+def _locations(root: Any, info: GraphQLResolveInfo, first: int | None = None,
+               after: str | None = None, query: str | None = None) -> View:
+    found = list(_ctx(info).store.locations.values())  # the query is accepted and ignored
+    return page(found, lambda x: [x.id], first, after, ["locations"]).render(location_view)
+
+
+def _order(root: Any, info: GraphQLResolveInfo, id: str) -> View | None:
+    number = _checked_gid(id, "Order")
+    order = _ctx(info).book.orders.get(number) if number is not None else None
+    return order_view(order) if order is not None else None
+
+
+_ORDER_KEYS: dict[str, Callable[[Order], list[Any]]] = {
+    "ID": lambda o: [o.id],
+    "UPDATED_AT": lambda o: [_micros(o.updated), o.id],
+    "CREATED_AT": lambda o: [_micros(o.created), o.id],
+}
+
+
+def _orders(root: Any, info: GraphQLResolveInfo, first: int | None = None,
+            after: str | None = None, query: str | None = None, sortKey: str = "ID",
+            reverse: bool = False) -> View:
+    wanted = order_filter(query)
+    found = [o for o in _ctx(info).book.orders.values() if wanted(o)]
+    return page(found, _ORDER_KEYS[sortKey], first, after, ["orders", sortKey, query or ""],
+                reverse).render(order_view)
+
+
+_VARIANT_KEYS: dict[str, Callable[[Listing], list[Any]]] = {
+    "ID": lambda x: [x.variant_id],
+    "SKU": lambda x: [x.sku, x.variant_id],
+}
+
+
+def _variants(root: Any, info: GraphQLResolveInfo, first: int | None = None,
+              after: str | None = None, query: str | None = None, sortKey: str = "ID",
+              reverse: bool = False) -> View:
+    wanted = sku_filter(query)
+    found = [x for x in _ctx(info).store.by_sku.values() if wanted(x.sku)]
+    return page(found, _VARIANT_KEYS[sortKey], first, after,
+                ["productVariants", sortKey, query or ""], reverse).render(variant_view)
+
+
+def _inventory_item(root: Any, info: GraphQLResolveInfo, id: str) -> View | None:
+    number = _checked_gid(id, "InventoryItem")
+    listing = _ctx(info).store.by_item.get(number) if number is not None else None
+    return item_view(listing) if listing is not None else None
+
+
+def _nodes(root: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[View | None]:
+    return [_node(_ctx(info), value) for value in ids]
+
+
+def _node(ctx: Context, value: str) -> View | None:
+    found = split_gid(value)
+    if found is None:
+        raise GraphQLError(f"Invalid global id '{value}'")  # guessed: wording
+    kind, number, params = found
+    store, orders = ctx.store, ctx.book.orders
+    if kind == "Shop":
+        return shop_view() if number == 1 else None
+    if kind == "Location":
+        return location_view(store.locations[number]) if number in store.locations else None
+    if kind in ("ProductVariant", "InventoryItem"):
+        index = store.by_variant if kind == "ProductVariant" else store.by_item
+        listing = index.get(number)
+        view = variant_view if kind == "ProductVariant" else item_view
+        return view(listing) if listing is not None else None
+    if kind == "InventoryLevel":
+        item = params.get("inventory_item_id", "")
+        listing = store.by_item.get(int(item)) if item.isdigit() else None
+        return level_view(store, listing, number) if listing is not None else None
+    if kind == "Order":
+        return order_view(orders[number]) if number in orders else None
+    if kind == "LineItem":
+        lines = (x for o in orders.values() for x in o.lines if x.id == number)
+        return next((line_view(x) for x in lines), None)
+    if kind == "Refund":
+        refunds = (r for o in orders.values() for r in o.refunds if r.id == number)
+        return next((refund_view(r) for r in refunds), None)
+    return None
+
+
+def _set_quantities(root: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> View:
+    ctx, key = _ctx(info), None
+    directive = info.schema.get_directive("idempotent")
+    for node in info.field_nodes[0].directives or ():
+        if directive is not None and node.name.value == "idempotent":
+            key = get_argument_values(directive, node, info.variable_values).get("key")
+    outcome, changed = ctx.inventory.set_quantities(input, key, ctx.now(),
+                                                    ctx.before_set_quantities)
+    ctx.items_updated(changed)
+    group = outcome.group
+    return {"inventoryAdjustmentGroup": group_view(ctx.store, group) if group else None,
+            "userErrors": outcome.errors}
+
+
+_QUERY_ROOT: dict[str, Callable[..., Any]] = {
+    "shop": lambda root, info: shop_view(),
+    "location": _location,
+    "locations": _locations,
+    "order": _order,
+    "orders": _orders,
+    "productVariants": _variants,
+    "inventoryItem": _inventory_item,
+    "nodes": _nodes,
+}
+
+
+@functools.cache
+def shopify_schema() -> GraphQLSchema:
+    """The schema with the emulator's resolvers bound (built once per process)."""
+    schema = build_schema(SCHEMA.read_text(encoding="utf-8"))
+    assert schema.query_type is not None and schema.mutation_type is not None
+    for name, resolver in _QUERY_ROOT.items():
+        schema.query_type.fields[name].resolve = resolver
+    schema.mutation_type.fields["inventorySetQuantities"].resolve = _set_quantities
+    return schema

@@ -1,0 +1,170 @@
+"""Shopify orders as the ledger's order line snapshots (pure functions, no I/O).
+
+A line item tells how many units were ordered (``quantity``), are still on the order
+(``currentQuantity``: minus refunded and removed units), are still to be fulfilled
+(``unfulfilledQuantity``) and were refunded before they were fulfilled
+(``nonFulfillableQuantity``). Refund line items tell how the refunded units went: ``RETURN``
+(fulfilled units back on stock), ``CANCEL`` (unfulfilled units back on stock) or
+``NO_RESTOCK``. From those:
+
+- shipped = currentQuantity - unfulfilledQuantity + units refunded after fulfilment (a refund
+  does not unship). Those are the RETURN units, plus the NO_RESTOCK (or LEGACY_RESTOCK) units
+  that were not among the units refunded before fulfilment (nonFulfillableQuantity minus the
+  CANCEL units);
+- cancelled = what is neither shipped nor still to fulfil (all of it unshipped once the order
+  is cancelled); restocked = returned units.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeGuard
+
+from channelsync.connector import BadRecord, OrderLineSnapshot
+from connectors._time import parse_utc
+
+_KINDS = ("RETURN", "CANCEL", "other")  # NO_RESTOCK and LEGACY_RESTOCK: either kind of unit
+_GID = re.compile(r"gid://shopify/(?P<kind>[A-Za-z]+)/(?P<id>[1-9][0-9]*)(?:\?.*)?")
+
+
+class ShapeError(ValueError):
+    """An answer that does not have the shape the query asked for."""
+
+
+@dataclass
+class OrderLines:
+    """What one order gives: its snapshots, its unusable records, lines without a SKU."""
+
+    lines: list[OrderLineSnapshot]
+    bad: list[BadRecord]
+    no_sku: int = 0
+
+
+def gid_number(value: Any, kind: str) -> str | None:
+    """``"42"`` for ``gid://shopify/<kind>/42``; None for anything else."""
+    match = _GID.fullmatch(value) if isinstance(value, str) else None
+    return match["id"] if match and match["kind"] == kind else None
+
+
+def is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def nodes(connection: Any, what: str) -> list[dict[str, Any]]:
+    """The ``nodes`` of a connection (or the items of a list field)."""
+    items = connection.get("nodes") if isinstance(connection, dict) else connection
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ShapeError(f"{what}: expected a list of objects")
+    return items
+
+
+def next_cursor(connection: Any, what: str) -> str | None:
+    """The cursor of the following page, None on the last one."""
+    info = connection.get("pageInfo") if isinstance(connection, dict) else None
+    if not isinstance(info, dict) or not isinstance(info.get("hasNextPage"), bool):
+        raise ShapeError(f"{what}: no pageInfo")
+    if not info["hasNextPage"]:
+        return None
+    cursor = info.get("endCursor")
+    if not isinstance(cursor, str) or not cursor:
+        raise ShapeError(f"{what}: hasNextPage without an endCursor")
+    return cursor
+
+
+def order_lines(
+    order: dict[str, Any], refund_lines: list[dict[str, Any]], include_test_orders: bool
+) -> OrderLines:
+    """The snapshots of one order whose line items and refund line items are all present."""
+    order_id = gid_number(order.get("id"), "Order")
+    if order_id is None:
+        return OrderLines([], [BadRecord("order without a valid id", "?", order)])
+    changed_at = parse_utc(order.get("updatedAt"))
+    if changed_at is None:
+        return OrderLines([], [BadRecord("order without a valid updatedAt", order_id, order)])
+    refunded = _refunded(refund_lines)
+    if not isinstance(refunded, dict):
+        return OrderLines([], [BadRecord(refunded, order_id, order)])
+    result = OrderLines([], [])
+    ignore = order.get("test") is True and not include_test_orders
+    cancelled = order.get("cancelledAt") is not None
+    status = _status(order)
+    for line in nodes(order.get("lineItems"), "lineItems"):
+        if not isinstance(line.get("sku"), str) or not line["sku"].strip():
+            result.no_sku += 1  # a custom item or a variant without SKU: holds no stock
+            continue
+        snap = _line(order_id, line, refunded, changed_at, status, cancelled, ignore)
+        if isinstance(snap, OrderLineSnapshot):
+            result.lines.append(snap)
+        else:
+            result.bad.append(snap)
+    return result
+
+
+def _line(
+    order_id: str,
+    line: dict[str, Any],
+    refunded: dict[str, Counter[str]],
+    changed_at: datetime,
+    status: str,
+    order_cancelled: bool,
+    ignore: bool,
+) -> OrderLineSnapshot | BadRecord:
+    line_id = gid_number(line.get("id"), "LineItem")
+    if line_id is None:
+        return BadRecord("line item without a valid id", f"{order_id}/?", line)
+    key = f"{order_id}/{line_id}"
+    fields = ("quantity", "currentQuantity", "unfulfilledQuantity", "nonFulfillableQuantity")
+    for name in fields:
+        if not is_count(line.get(name)):
+            return BadRecord(f"line item {name} {line.get(name)!r} is not a whole number >= 0",
+                             key, line)
+    ordered, current, unfulfilled, unshipped_refunds = (line[name] for name in fields)
+    returned, cancelled, other = (refunded[kind][line_id] for kind in _KINDS)
+    after_fulfilment = returned + other - _clamp(unshipped_refunds - cancelled, 0, other)
+    shipped = _clamp(current - unfulfilled + after_fulfilment, 0, ordered)
+    open_units = 0 if order_cancelled else min(unfulfilled, ordered - shipped)
+    return OrderLineSnapshot(
+        order_id=order_id,
+        line_id=line_id,
+        channel_sku=line["sku"],
+        ordered=ordered,
+        status=status,
+        changed_at=changed_at,
+        shipped=shipped,
+        cancelled=ordered - shipped - open_units,
+        restocked=min(returned, shipped),
+        ignore=ignore,
+    )
+
+
+def _refunded(refund_lines: list[dict[str, Any]]) -> dict[str, Counter[str]] | str:
+    """Units refunded per restock kind (RETURN, CANCEL, other) and line item number."""
+    refunded: dict[str, Counter[str]] = {kind: Counter() for kind in _KINDS}
+    for item in refund_lines:
+        line = item.get("lineItem")
+        line_id = gid_number(line.get("id") if isinstance(line, dict) else None, "LineItem")
+        quantity = item.get("quantity")
+        if line_id is None or not is_count(quantity):
+            return f"refund line item without a line item id or quantity: {item!r}"[:200]
+        kind = item.get("restockType")
+        refunded[kind if kind in _KINDS else "other"][line_id] += quantity
+    return refunded
+
+
+def _status(order: dict[str, Any]) -> str:
+    if order.get("cancelledAt") is not None:
+        return "cancelled"
+    fulfilment = order.get("displayFulfillmentStatus")
+    financial = order.get("displayFinancialStatus")
+    return f"{_lower(fulfilment)}/{_lower(financial)}"
+
+
+def _lower(value: Any) -> str:
+    return value.lower() if isinstance(value, str) and value else "unknown"
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(value, high))

@@ -1,0 +1,142 @@
+"""Every GraphQL document the Shopify connector sends, with the cost Shopify will ask for it.
+
+Shopify charges a query's *requested* cost up front from its selection set (a scalar 0, an
+object 1 plus its fields, a connection 2 + ``first`` x one node's cost with ``pageInfo`` free,
+``refunds(first:)`` ``first`` x one refund's cost, ``nodes(ids:)`` and ``quantities(names:)``
+the list's length x one item's cost, a mutation 10) and refuses one above 1000
+(MAX_COST_EXCEEDED). Page sizes are written into the documents as literals, chosen so each
+stays under that limit, and ``Query.cost`` is the requested cost, used to wait for the bucket
+before sending. tests/test_shopify_connector.py
+recomputes every cost from the schema and validates every document against schema.graphql.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_QUERY_COST = 1000  # Shopify's single-query limit
+MAX_FIRST = 250  # the largest page any connection gives
+
+ORDER_PAGE_SIZE = 20
+LINE_PAGE_SIZE = 10
+NESTED_REFUNDS = 2  # refunds read with each order; an order with more is read again alone
+NESTED_REFUND_LINES = 5
+ALL_REFUNDS = 250  # Order.refunds is a plain list: this is all Shopify gives
+LINE_PAGE = 250  # line items per page when an order has more than the nested page
+REFUND_LINE_PAGE = 100
+VARIANT_PAGE = 100  # read_listings
+LOOKUP_PAGE = 100  # SKU lookups
+LOOKUP_SKUS = 50  # SKUs per lookup query (terms joined by OR)
+LOCATION_PAGE = 50
+NODES_PER_QUERY = 250  # ids per nodes(ids:) query
+MUTATION_COST = 10
+
+_PAGE_INFO = "pageInfo { hasNextPage endCursor }"
+_LINE_FIELDS = "id sku quantity currentQuantity unfulfilledQuantity nonFulfillableQuantity"
+_REFUND_LINE_FIELDS = "quantity restockType restocked lineItem { id }"
+_AVAILABLE = (
+    'inventoryLevel(locationId: $location) { quantities(names: ["available"]) { name quantity } }'
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One GraphQL document: its operation name, text and requested cost (an upper bound)."""
+
+    name: str
+    text: str
+    cost: int
+
+
+# -- orders ------------------------------------------------------------------------------------
+
+
+def _refund_cost(lines: int) -> int:
+    return 1 + 2 + lines * 2  # the refund, its refundLineItems connection, lineItem { id }
+
+
+def order_page_cost(orders: int, lines: int) -> int:
+    """The requested cost of ``orders_query(orders, lines)``."""
+    order = 1 + (2 + lines) + NESTED_REFUNDS * _refund_cost(NESTED_REFUND_LINES)
+    return 2 + orders * order
+
+
+def orders_query(orders: int, lines: int) -> Query:
+    text = f"""query Orders($query: String!, $after: String) {{
+  orders(first: {orders}, after: $after, query: $query, sortKey: UPDATED_AT) {{
+    {_PAGE_INFO}
+    nodes {{
+      id updatedAt cancelledAt test displayFinancialStatus displayFulfillmentStatus
+      lineItems(first: {lines}) {{ {_PAGE_INFO} nodes {{ {_LINE_FIELDS} }} }}
+      refunds(first: {NESTED_REFUNDS}) {{
+        id
+        refundLineItems(first: {NESTED_REFUND_LINES}) {{
+          {_PAGE_INFO} nodes {{ {_REFUND_LINE_FIELDS} }}
+        }}
+      }}
+    }}
+  }}
+}}"""
+    return Query("Orders", text, order_page_cost(orders, lines))
+
+
+ORDER_LINES = Query("OrderLines", f"""query OrderLines($id: ID!, $after: String) {{
+  order(id: $id) {{
+    id updatedAt
+    lineItems(first: {LINE_PAGE}, after: $after) {{ {_PAGE_INFO} nodes {{ {_LINE_FIELDS} }} }}
+  }}
+}}""", 1 + 2 + LINE_PAGE)
+
+ORDER_REFUNDS = Query("OrderRefunds", f"""query OrderRefunds($id: ID!) {{
+  order(id: $id) {{ id updatedAt refunds(first: {ALL_REFUNDS}) {{ id }} }}
+}}""", 1 + ALL_REFUNDS)
+
+# A refund is immutable once made, so its lines can be paged on their own.
+REFUND_LINES = Query("RefundLines", f"""query RefundLines($ids: [ID!]!, $after: String) {{
+  nodes(ids: $ids) {{
+    ... on Refund {{
+      id
+      refundLineItems(first: {REFUND_LINE_PAGE}, after: $after) {{
+        {_PAGE_INFO} nodes {{ {_REFUND_LINE_FIELDS} }}
+      }}
+    }}
+  }}
+}}""", _refund_cost(REFUND_LINE_PAGE))
+
+# -- locations, variants and inventory -----------------------------------------------------------
+
+LOCATIONS = Query("Locations", f"""query Locations($after: String) {{
+  locations(first: {LOCATION_PAGE}, after: $after) {{
+    {_PAGE_INFO} nodes {{ id name isPrimary isActive }}
+  }}
+}}""", 2 + LOCATION_PAGE)
+
+LISTINGS = Query("Listings", f"""query Listings($location: ID!, $after: String) {{
+  productVariants(first: {VARIANT_PAGE}, after: $after, sortKey: ID) {{
+    {_PAGE_INFO}
+    nodes {{ id sku inventoryItem {{ id tracked {_AVAILABLE} }} }}
+  }}
+}}""", 2 + VARIANT_PAGE * 4)
+
+VARIANTS_BY_SKU = Query("VariantsBySku", f"""query VariantsBySku($query: String!, $after: String) {{
+  productVariants(first: {LOOKUP_PAGE}, after: $after, query: $query, sortKey: ID) {{
+    {_PAGE_INFO} nodes {{ id sku inventoryItem {{ id }} }}
+  }}
+}}""", 2 + LOOKUP_PAGE * 2)
+
+AVAILABLE = Query("Available", f"""query Available($ids: [ID!]!, $location: ID!) {{
+  nodes(ids: $ids) {{ ... on InventoryItem {{ id {_AVAILABLE} }} }}
+}}""", NODES_PER_QUERY * 3)
+AVAILABLE_PER_ID = 3
+
+SET_QUANTITIES = Query("SetQuantities", """mutation SetQuantities(
+  $input: InventorySetQuantitiesInput!, $key: String!
+) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id }
+    userErrors { code field message }
+  }
+}""", MUTATION_COST)
+
+FIXED_QUERIES = (ORDER_LINES, ORDER_REFUNDS, REFUND_LINES, LOCATIONS, LISTINGS, VARIANTS_BY_SKU,
+                 AVAILABLE, SET_QUANTITIES)

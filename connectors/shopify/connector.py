@@ -1,0 +1,351 @@
+"""Shopify (Admin GraphQL API) connector.
+
+Orders come from ``orders(sortKey: UPDATED_AT, query: "updated_at:>='...'")`` with their line
+items and refunds nested (an order with more is read again on its own); quantities go out
+through ``inventorySetQuantities`` on ``available`` at one location, compare-and-set
+(``changeFromQuantity``) and idempotent (``@idempotent(key:)``); listings are the product
+variants with a SKU. A listing's ``ref`` is its inventory item gid.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Self
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from channelsync.connector import (
+    BadRecord,
+    Capabilities,
+    ChannelListing,
+    OrderLineSnapshot,
+    OrderPage,
+    PushItem,
+    PushResult,
+)
+from channelsync.errors import ConfigError, PermanentChannelError
+from connectors._time import format_utc, parse_utc
+from connectors.shopify import _queries as q
+from connectors.shopify._graphql import Clock, GraphQLClient, Sleep
+from connectors.shopify._orders import (
+    OrderLines,
+    ShapeError,
+    gid_number,
+    next_cursor,
+    nodes,
+    order_lines,
+)
+from connectors.shopify._pushing import PUSH_LIMIT, Pusher, available
+
+API_VERSION = "2026-10"
+# Shopify meters query cost, not requests; this only keeps bursts polite.
+REQUESTS_PER_SECOND = 4.0
+BURST = 8
+LOOPBACK_NAMES = ("localhost",)
+
+
+class ShopifySettings(BaseModel):
+    """The keys a ``type = "shopify"`` channel block takes besides the common ones."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    access_token: SecretStr = Field(min_length=1)
+    location: str | None = Field(default=None, min_length=1)  # a name, gid or number
+    api_version: str = Field(default=API_VERSION, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    shop: str = Field(default="", pattern=r"^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.?)*$")
+    timeout: float = Field(default=30, gt=0)
+    include_test_orders: bool = False
+    order_page_size: int = Field(default=q.ORDER_PAGE_SIZE, ge=1, le=q.MAX_FIRST)
+    line_page_size: int = Field(default=q.LINE_PAGE_SIZE, ge=1, le=q.MAX_FIRST)
+
+    @model_validator(mode="after")
+    def _page_fits_the_cost_limit(self) -> Self:
+        cost = q.order_page_cost(self.order_page_size, self.line_page_size)
+        if cost > q.MAX_QUERY_COST:
+            raise ValueError(
+                f"order_page_size {self.order_page_size} with line_page_size "
+                f"{self.line_page_size} makes a query of cost {cost}; Shopify refuses more than "
+                f"{q.MAX_QUERY_COST}")
+        return self
+
+
+class ShopifyConnector:
+    """Speaks Shopify's Admin GraphQL API for one shop and one of its locations."""
+
+    Settings: ClassVar[type[ShopifySettings]] = ShopifySettings
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        push_batch_size=PUSH_LIMIT,
+        requests_per_second=REQUESTS_PER_SECOND,
+        burst=BURST,
+        compare_and_set=True,
+        webhooks=True,
+        overlap=timedelta(minutes=2),
+    )
+    emulator: ClassVar[str] = "connectors.shopify.emulator:ShopifyEmulator"
+
+    def __init__(
+        self,
+        name: str,
+        settings: ShopifySettings,
+        endpoint: str = "",
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.endpoint = _store_url(name, endpoint, settings.shop)
+        self._settings = settings
+        self._log = logging.getLogger(f"{__name__}.{name}")
+        self._gql = GraphQLClient(
+            name, f"{self.endpoint}/admin/api/{settings.api_version}", settings.access_token,
+            timeout=settings.timeout, transport=transport, sleep=sleep, clock=clock)
+        self._orders_query = q.orders_query(settings.order_page_size, settings.line_page_size)
+        self._location: str | None = None  # the location gid, resolved on first use
+        self._pusher = Pusher(name, self._gql, self._location_id)
+
+    def __repr__(self) -> str:
+        return f"ShopifyConnector(name={self.name!r}, endpoint={self.endpoint!r})"
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def pull_orders(self, since: datetime, page: str | None) -> OrderPage:
+        search = f"updated_at:>='{format_utc(since, '%Y-%m-%dT%H:%M:%SZ')}'"
+        data = self._gql.run(self._orders_query, {"query": search, "after": page})
+        try:
+            orders = nodes(data.get("orders"), "orders")
+            following = next_cursor(data["orders"], "orders")
+        except ShapeError as exc:
+            raise self._gql.malformed(f"orders: {exc}", str(data)) from exc
+        lines: list[OrderLineSnapshot] = []
+        bad: list[BadRecord] = []
+        stamps: list[datetime] = []
+        no_sku = 0
+        for raw in orders:
+            stamp = parse_utc(raw.get("updatedAt"))
+            if stamp is not None:
+                stamps.append(stamp)
+            mapped = self._order(raw)
+            if mapped is not None:
+                lines += mapped.lines
+                bad += mapped.bad
+                no_sku += mapped.no_sku
+        self._log.debug("orders since %s: %d orders, %d lines, %d bad, %d lines without sku",
+                        search, len(orders), len(lines), len(bad), no_sku)
+        # Sorted by update time, every order not read yet changed at or after the newest
+        # one on this page (one changing meanwhile moves to the end), so the cursor may move
+        # there: the engine pulls from the cursor minus the overlap.
+        resume_at = max([*stamps, since]) if stamps else None
+        return OrderPage(lines, following, resume_at, bad)
+
+    def _order(self, raw: dict[str, Any]) -> OrderLines | None:
+        """The order's lines (reading its extra pages first); None if it changed meanwhile."""
+        key = gid_number(raw.get("id"), "Order") or "?"
+        try:
+            complete = self._complete(raw)
+            if complete is None:
+                self._log.debug("order %s changed while its pages were read: later", key)
+                return None
+            order, refund_lines = complete
+            return order_lines(order, refund_lines, self._settings.include_test_orders)
+        except ShapeError as exc:
+            return OrderLines([], [BadRecord(f"unreadable order: {exc}", key, raw)])
+
+    def _complete(
+        self, raw: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        order = dict(raw)
+        line_items = nodes(raw.get("lineItems"), "lineItems")
+        after = next_cursor(raw["lineItems"], "lineItems")
+        while after is not None:
+            data = self._gql.run(q.ORDER_LINES, {"id": raw["id"], "after": after})
+            again = data.get("order")
+            if not isinstance(again, dict) or again.get("updatedAt") != raw.get("updatedAt"):
+                return None  # it moved behind this page in the sort order: read it there
+            line_items += nodes(again.get("lineItems"), "lineItems")
+            after = next_cursor(again["lineItems"], "lineItems")
+        order["lineItems"] = {"nodes": line_items}
+        refund_lines = self._refund_lines(raw)
+        return None if refund_lines is None else (order, refund_lines)
+
+    def _refund_lines(self, raw: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Every refund line item of the order; None if the order changed meanwhile."""
+        refunds = nodes(raw.get("refunds"), "refunds")
+        read: dict[str, tuple[list[dict[str, Any]], str | None]] = {}  # lines, next cursor
+        for refund in refunds:
+            connection = refund.get("refundLineItems")
+            if not isinstance(refund.get("id"), str):
+                raise ShapeError("refund without an id")
+            read[refund["id"]] = (nodes(connection, "refundLineItems"),
+                                  next_cursor(connection, "refundLineItems"))
+        if len(refunds) < q.NESTED_REFUNDS and all(c is None for _, c in read.values()):
+            return [item for items, _ in read.values() for item in items]
+        data = self._gql.run(q.ORDER_REFUNDS, {"id": raw["id"]})
+        again = data.get("order")
+        if not isinstance(again, dict) or again.get("updatedAt") != raw.get("updatedAt"):
+            return None
+        found: list[dict[str, Any]] = []
+        for refund in nodes(again.get("refunds"), "refunds"):
+            if not isinstance(refund.get("id"), str):
+                raise ShapeError("refund without an id")
+            items, after = read.get(refund["id"], ([], ""))
+            found += items if after is None else items + self._one_refund(refund["id"], after)
+        return found
+
+    def _one_refund(self, refund_id: str, after: str) -> list[dict[str, Any]]:
+        """A refund's line items from ``after`` on ("": from the start). Refunds never change."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = after or None
+        while True:
+            data = self._gql.run(q.REFUND_LINES, {"ids": [refund_id], "after": cursor})
+            found = nodes(data.get("nodes"), "nodes")
+            if len(found) != 1:
+                raise ShapeError(f"refund {refund_id} not found")
+            items += nodes(found[0].get("refundLineItems"), "refundLineItems")
+            cursor = next_cursor(found[0]["refundLineItems"], "refundLineItems")
+            if cursor is None:
+                return items
+
+    # -- listings -------------------------------------------------------------------------
+
+    def read_listings(self) -> Iterator[ChannelListing]:
+        location = self._location_id()
+        seen: set[str] = set()
+        after: str | None = None
+        while True:
+            data = self._gql.run(q.LISTINGS, {"location": location, "after": after})
+            try:
+                variants = nodes(data.get("productVariants"), "productVariants")
+                after = next_cursor(data["productVariants"], "productVariants")
+            except ShapeError as exc:
+                raise self._gql.malformed(f"productVariants: {exc}", str(data)) from exc
+            for variant in variants:
+                listing = self._listing(variant, seen)
+                if listing is not None:
+                    yield listing
+            if after is None:
+                return
+
+    def _listing(self, variant: dict[str, Any], seen: set[str]) -> ChannelListing | None:
+        sku, item = variant.get("sku"), variant.get("inventoryItem")
+        if not isinstance(sku, str) or not sku.strip() or not isinstance(item, dict):
+            return None
+        ref = item.get("id")
+        if not isinstance(ref, str) or gid_number(ref, "InventoryItem") is None:
+            return None
+        if sku in seen:
+            self._log.warning("several variants have sku %r; %s is ignored, the first is used",
+                              sku, variant.get("id"))
+            return None
+        seen.add(sku)
+        self._pusher.remember(sku, ref)
+        if item.get("tracked") is False:
+            self._log.warning("sku %r is not tracked: Shopify sells it without limit until "
+                              "inventory tracking is turned on for it", sku)
+        return ChannelListing(sku, available(item.get("inventoryLevel")), ref=ref)
+
+    # -- pushing --------------------------------------------------------------------------
+
+    def push_quantities(self, items: Sequence[PushItem]) -> list[PushResult]:
+        return self._pusher.push(items)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _location_id(self) -> str:
+        if self._location is None:
+            self._location = self._resolve_location()
+        return self._location
+
+    def _resolve_location(self) -> str:
+        locations = list(self._locations())
+        wanted = self._settings.location
+        match = _find_location(locations, wanted)
+        if match is None:
+            shown = ", ".join(_describe(loc) for loc in locations) or "none"
+            what = f"location {wanted!r}" if wanted else "a primary location"
+            raise PermanentChannelError(
+                f"the shop has no {what}; its locations: {shown}", channel=self.name)
+        if match.get("isActive") is False:
+            raise PermanentChannelError(
+                f"location {match.get('name')!r} ({match['id']}) is not active", channel=self.name)
+        self._log.info("stock is read and written at location %r (%s)",
+                       match.get("name"), match["id"])
+        return str(match["id"])
+
+    def _locations(self) -> Iterator[dict[str, Any]]:
+        after: str | None = None
+        while True:
+            data = self._gql.run(q.LOCATIONS, {"after": after})
+            try:
+                yield from nodes(data.get("locations"), "locations")
+                after = next_cursor(data["locations"], "locations")
+            except ShapeError as exc:
+                raise self._gql.malformed(f"locations: {exc}", str(data)) from exc
+            if after is None:
+                return
+
+    def close(self) -> None:
+        self._gql.close()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _describe(location: dict[str, Any]) -> str:
+    primary = ", primary" if location.get("isPrimary") is True else ""
+    return f"{location.get('name')!r} ({location.get('id')}{primary})"
+
+
+def _find_location(locations: list[dict[str, Any]], wanted: str | None) -> dict[str, Any] | None:
+    """The configured location: by gid, by number, by name (exactly, then ignoring case)."""
+    if wanted is None:
+        return next((loc for loc in locations if loc.get("isPrimary") is True), None)
+    text = wanted.strip()
+    gid = f"gid://shopify/Location/{text}" if text.isdigit() else text
+    for same in (lambda loc: loc.get("id") == gid,
+                 lambda loc: loc.get("name") == text,
+                 lambda loc: str(loc.get("name", "")).casefold() == text.casefold()):
+        found = [loc for loc in locations if same(loc)]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def _store_url(name: str, endpoint: str, shop: str) -> str:
+    where = f"channel {name!r}: endpoint"
+    if not endpoint:
+        if not shop:
+            raise ConfigError([f"channel {name!r}: set shop (e.g. example.myshopify.com) or "
+                               "endpoint (the store's URL)"])
+        endpoint, where = f"https://{shop}", f"channel {name!r}: shop"
+    try:
+        url = httpx.URL(endpoint)
+    except httpx.InvalidURL as exc:
+        raise ConfigError([f"{where}: not a valid URL"]) from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError([f"{where}: must be an https:// URL with a host"])
+    if url.userinfo:
+        raise ConfigError([f"{where}: must not carry credentials; use access_token"])
+    if url.query or url.fragment:
+        raise ConfigError([f"{where}: must not have a query or fragment"])
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise ConfigError([f"{where}: plain http:// would send the access token in clear "
+                           "text; use https:// (http is accepted on loopback only)"])
+    return endpoint.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+__all__ = ["ShopifyConnector", "ShopifySettings"]

@@ -1,0 +1,261 @@
+"""A Shopify store on loopback: the part of the Admin GraphQL API (2026-10) channelsync uses.
+
+Served at `POST /admin/api/{version}/graphql.json`; requests are parsed, validated and
+executed by graphql-core against connectors/shopify/schema.graphql. Behaviour copied from
+Shopify (see the Shopify section of channels.md in the shared notes):
+- `X-Shopify-Access-Token` authenticates (401 otherwise); an unknown API version is a 404;
+- every request has a calculated cost, charged up front against a leaky bucket (2000 points,
+  100 restored per second of real time) and refunded down to the actual cost after it ran;
+  over 1000 is MAX_COST_EXCEEDED, more than the bucket holds is THROTTLED, both HTTP 200;
+- an order takes `available` at the primary location into `committed`; fulfilment ships
+  committed units; cancelling, CANCEL and RETURN refunds and edits put units back;
+- `inventorySetQuantities` needs `@idempotent(key:)` and a `changeFromQuantity` per quantity
+  (null skips the check), is atomic, and replays its first outcome for a repeated key;
+- orders search `updated_at:>'...'` compares whole seconds, as updatedAt shows them; keyset
+  cursors, so an order changing between two pages never hides another.
+Extra control routes: `POST /_sandbox/orders` also takes `"test": true` and
+`"financial_status": "PENDING"`; `POST /_sandbox/orders/{id}/ship` an optional
+`{"lines": [{"sku", "quantity"}]}`; `POST /_sandbox/orders/{id}/refund`
+`{"lines": [{"sku", "quantity", "restock_type"}]}` and `/edit` `{"sku", "quantity"}`.
+Listings take `"location"` (a location name), `"tracked"`, `"stocked"` and `"title"`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from channelsync.sandbox import (
+    BadRequest,
+    Emulator,
+    Raw,
+    Request,
+    Response,
+    Route,
+    SandboxError,
+    route,
+)
+from connectors.shopify._emulator_cost import Bucket
+from connectors.shopify._emulator_graphql import answer, root_fields
+from connectors.shopify._emulator_inventory import Inventory
+from connectors.shopify._emulator_orders import OrderBook
+from connectors.shopify._emulator_resolvers import Context
+from connectors.shopify._emulator_state import Store
+
+__all__ = ["ShopifyEmulator"]
+
+logger = logging.getLogger(__name__)
+
+GRAPHQL = r"/admin/api/(?P<version>[0-9]{4}-[0-9]{2}|unstable)/graphql\.json"
+INVALID_TOKEN = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong "
+                           "password)"}
+NOT_FOUND = {"errors": "Not Found"}
+# guessed: the GraphQL endpoint's 429 body is the REST API's
+CALL_LIMIT = {"errors": "Exceeded 2 calls per second for api client. Reduce request rates to "
+                        "resume uninterrupted service."}
+BAD_GATEWAY = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>"
+               b"<h1>502 Bad Gateway</h1><p>There was an error processing your request.</p>"
+               b"</body></html>\n")  # guessed: the page Shopify's edge serves
+_ORDER_ACTION = re.compile(r"/_sandbox/orders/(?P<id>[^/]+)/(?P<action>ship|refund|edit)")
+
+
+class ShopifyEmulator(Emulator):
+    """Shopify's Admin GraphQL API on loopback plus the shared /_sandbox/ control API.
+
+    `access_token` None accepts any non-blank token (a real one starts "shpat_", but any
+    string does here); `api_version` and "unstable" are served, other versions are a 404.
+    `monotonic` (seconds) drives the cost bucket's refill; `clock` everything else.
+    `before_set_quantities`, if set, is called under the state lock once an
+    inventorySetQuantities request is parsed, before the idempotency lookup and the checks:
+    a test may change state there (through this object's methods, never over HTTP).
+    """
+
+    channel_type = "shopify"
+
+    def __init__(self, *, access_token: str | None = None, api_version: str = "2026-10",
+                 seed: int | None = None, clock: Callable[[], datetime] | None = None,
+                 bucket_size: float = 2000.0, restore_rate: float = 100.0,
+                 monotonic: Callable[[], float] | None = None) -> None:
+        super().__init__(seed=seed, clock=clock)
+        self.access_token, self.api_version = access_token, api_version
+        self.bucket_size, self.restore_rate = bucket_size, restore_rate
+        self.monotonic = monotonic or time.monotonic
+        self.before_set_quantities: Callable[[], None] | None = None
+        self.reset()
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> ShopifyEmulator:
+        """An emulator that accepts exactly a configured channel's access token."""
+        token = settings.access_token.get_secret_value()
+        return cls(access_token=token or None,
+                   api_version=getattr(settings, "api_version", None) or "2026-10")
+
+    def reset(self) -> None:
+        with self.lock:
+            self.store = Store()
+            self.book = OrderBook(self.store)
+            self.inventory = Inventory(self.store)
+            self.bucket = Bucket(self.bucket_size, self.restore_rate, self.monotonic)
+
+    def _now(self) -> datetime:
+        now = self.clock()
+        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        try:
+            extra = self._sandbox_extra(request)
+        except SandboxError as err:
+            return err.status, {"error": err.message, "status": err.status}, {}
+        except Exception as exc:  # as the base class: a bug must not take the server down
+            logger.exception("emulator failed on %s %s", request.method, request.path)
+            return 500, {"error": f"emulator error: {exc!r}"}, {}
+        if extra is not None:
+            return extra
+        status, body, headers = super().handle(request)
+        if status == 429 and "Retry-After" in headers:  # Shopify writes seconds as "2.0"
+            headers = {**headers, "Retry-After": f"{float(headers['Retry-After']):.1f}"}
+        return status, body, headers
+
+    def _match(self, request: Request) -> Route | None:
+        found = super()._match(request)
+        if found is None or found.operation != "graphql":
+            return found
+        names = root_fields(request.body)
+        operation = f"graphql:{names[0]}" if names else "graphql"
+        return Route(found.method, found.pattern, found.handler, operation)
+
+    @route("POST", GRAPHQL, "graphql")
+    def graphql(self, request: Request) -> Response:
+        for extra in root_fields(request.body)[1:]:  # the base class counted the first
+            self._requests[f"graphql:{extra}"] += 1
+        context = Context(self.store, self.book, self.inventory, self._now,
+                          self.count_items_updated, self.before_set_quantities)
+        status, body = answer(request.json(), self.bucket, context)
+        return status, body, {"X-Shopify-API-Version": request.params["version"]}
+
+    # -- wire format ---------------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Response | None:
+        # guessed: the version is checked before the token
+        if request.params.get("version") not in (self.api_version, "unstable"):
+            return 404, NOT_FOUND, {}
+        token = (request.headers.get("X-Shopify-Access-Token") or "").strip()
+        if not token or (self.access_token is not None and token != self.access_token):
+            return 401, INVALID_TOKEN, {}
+        return None
+
+    def throttle_response(self) -> Response:
+        return 429, CALL_LIMIT, {}
+
+    def server_error_response(self, draw: float) -> Response:
+        if draw < 0.5:
+            return 502, Raw(BAD_GATEWAY), {}
+        return 503, {"errors": "Service Unavailable"}, {}  # guessed: the body
+
+    def channel_error_response(self, err: SandboxError) -> Response:
+        return err.status, {"errors": err.message}, {}
+
+    def no_route_response(self, request: Request) -> Response:
+        return 404, NOT_FOUND, {}
+
+    # -- sandbox hooks and the extra control routes --------------------------------------------
+
+    def set_listing(self, sku: str, quantity: int, extra: dict[str, Any]) -> None:
+        with self.lock:
+            self.store.set_listing(sku, quantity, extra, self._now())
+
+    def listings(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.store.rows()
+
+    def delete_listing(self, sku: str) -> None:
+        """Delete a variant: the lines that sold it show `variant: null`."""
+        with self.lock:
+            self.store.delete_listing(sku)
+
+    def place_order(self, lines: list[tuple[str, int]], *, test: bool = False,
+                    financial_status: str = "PAID") -> str:
+        with self.lock:
+            return str(self.book.place(lines, self._now(), test=test,
+                                       financial=financial_status).id)
+
+    def cancel_order(self, order_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.book.cancel(self.book.get(order_id), self._now())
+
+    def ship_order(self, order_id: str, lines: dict[str, int] | None = None) -> dict[str, Any]:
+        """Fulfil those units per SKU, or everything unfulfilled."""
+        with self.lock:
+            return self.book.ship(self.book.get(order_id), lines, self._now())
+
+    def refund_order(self, order_id: str, lines: list[tuple[str, int, str]]) -> dict[str, Any]:
+        """Refund (sku, quantity, restock type: CANCEL, RETURN or NO_RESTOCK) lines."""
+        with self.lock:
+            return self.book.refund(self.book.get(order_id), lines, self._now())
+
+    def edit_order(self, order_id: str, sku: str, quantity: int) -> dict[str, Any]:
+        """Set a line's current quantity (only downward, not below its fulfilled units)."""
+        with self.lock:
+            return self.book.edit(self.book.get(order_id), sku, quantity, self._now())
+
+    def _sandbox_extra(self, request: Request) -> Response | None:
+        path = request.path.rstrip("/")
+        action = _ORDER_ACTION.fullmatch(path)
+        if request.method != "POST" or (path != "/_sandbox/orders" and action is None):
+            return None
+        body = request.json() if request.body.strip() else None
+        if action is None:
+            lines = [_sku_quantity(x, 1) for x in _lines(body)]
+            test, status = _fields(body, test=False, financial_status="PAID")
+            if not isinstance(test, bool) or not isinstance(status, str):
+                raise BadRequest('"test" must be true or false, "financial_status" a string')
+            return 201, {"order_id": self.place_order(lines, test=test,
+                                                      financial_status=status)}, {}
+        order_id, kind = action["id"], action["action"]
+        if kind == "ship":
+            wanted = None if body is None else _merge(_sku_quantity(x, 1) for x in _lines(body))
+            done = self.ship_order(order_id, wanted)
+        elif kind == "refund":
+            refund = [(*_sku_quantity(x, 1), str(x.get("restock_type"))) for x in _lines(body)]
+            done = self.refund_order(order_id, refund)
+        else:
+            done = self.edit_order(order_id, *_sku_quantity(body, 0))
+        return 200, {"order_id": order_id, **done}, {}
+
+
+def _lines(body: Any) -> list[dict[str, Any]]:
+    lines = body.get("lines") if isinstance(body, dict) else None
+    if not isinstance(lines, list) or not lines or not all(isinstance(x, dict) for x in lines):
+        raise BadRequest('expected {"lines": [{"sku": "MUG", "quantity": 1}, ...]}')
+    return lines
+
+
+def _fields(body: Any, **defaults: Any) -> list[Any]:
+    unknown = set(body) - {"lines", *defaults} if isinstance(body, dict) else set()
+    if unknown:
+        raise BadRequest(f"unknown fields {sorted(unknown)}; expected lines, "
+                         f"{', '.join(defaults)}")
+    return [body.get(name, default) for name, default in defaults.items()]
+
+
+def _sku_quantity(item: Any, minimum: int) -> tuple[str, int]:
+    sku = item.get("sku") if isinstance(item, dict) else None
+    quantity = item.get("quantity") if isinstance(item, dict) else None
+    if not isinstance(sku, str) or not sku:
+        raise BadRequest(f'expected an object like {{"sku": "MUG", "quantity": 1}}, got {item!r}')
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < minimum:
+        raise BadRequest(f'"quantity" of {sku!r} must be an integer >= {minimum}')
+    return sku, quantity
+
+
+def _merge(pairs: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for sku, quantity in pairs:
+        out[sku] = out.get(sku, 0) + quantity
+    return out
