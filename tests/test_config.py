@@ -22,7 +22,10 @@ def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def test_the_example_is_valid_and_documents_every_section() -> None:
     config = load_config(EXAMPLE, env=ENV)
-    assert [c.name for c in config.channels] == ["webshop", "outlet", "amazon-us", "ebay"]
+    assert [c.name for c in config.channels] == ["webshop", "outlet", "amazon-us", "ebay",
+                                                 "shopify"]
+    assert config.channel("shopify").endpoint == "https://example.myshopify.com"
+    assert config.channel("shopify").settings.api_version == "2026-10"
     assert config.channel("webshop").settings.consumer_secret.get_secret_value() == \
         "cs_topsecret_456"
     assert {k.sku for k in config.kits} == {"MUG-2PACK", "BREAKFAST-SET"}
@@ -30,9 +33,13 @@ def test_the_example_is_valid_and_documents_every_section() -> None:
 
 
 def test_secrets_never_show_in_repr_or_str() -> None:
-    config = load_config(EXAMPLE, env=ENV)
-    for text in (repr(config), str(config), repr(config.channel("webshop"))):
+    config = load_config(EXAMPLE, env={**ENV, "SHOPIFY_ACCESS_TOKEN": "shpat_topsecret_789"})
+    assert config.channel("shopify").settings.access_token.get_secret_value() == \
+        "shpat_topsecret_789"
+    for text in (repr(config), str(config), repr(config.channel("webshop")),
+                 repr(config.channel("shopify"))):
         assert "cs_topsecret_456" not in text and "ck_live_123" not in text
+        assert "shpat_topsecret_789" not in text
 
 
 def test_unset_env_is_an_error_when_running_and_a_warning_when_checking() -> None:

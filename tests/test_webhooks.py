@@ -6,7 +6,6 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -39,16 +38,27 @@ enabled = false
 consumer_key = "ck_dummy"
 consumer_secret = "cs_dummy"
 webhook_secret = "{SECRET}"
+
+[[channel]]
+name = "shopify"
+type = "shopify"
+shop = "example.myshopify.com"
+access_token = "shpat_dummy"
+webhook_secret = "{SECRET}"
+
+[[channel]]
+name = "other"
+type = "ebay"
+token = "dummy"
+app_id = "app"
+dev_id = "dev"
+cert_id = "cert"
+webhook_secret = "{SECRET}"
 """
 
 
 def make_config() -> Config:
-    config = parse_config(CONFIG, env={})
-    shop = config.channel("shop")
-    # No Shopify connector exists yet, so its channels cannot come from a file.
-    extra = (shop.model_copy(update={"name": "shopify", "type": "shopify"}),
-             shop.model_copy(update={"name": "other", "type": "ebay"}))
-    return replace(config, channels=(*config.channels, *extra))
+    return parse_config(CONFIG, env={})
 
 
 class Triggers:
