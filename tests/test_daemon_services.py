@@ -167,3 +167,75 @@ def test_run_with_systemd_metrics_webhooks_and_alerts(
     assert any("STATUS=" in m for m in got)
     assert body.decode() not in stderr  # a forged webhook is logged without its body
     assert SECRET not in stderr and "cs_d" not in stderr
+
+
+SHOPIFY_TOKEN = "shpat_daemon_0123456789abcdef"
+SHOPIFY_CONFIG = """
+[database]
+url = "sqlite:///{db}"
+[daemon]
+pull_interval = 300
+webhook_listen = "127.0.0.1:0"
+[[channel]]
+name = "shop"
+type = "woocommerce"
+endpoint = "{shop}"
+consumer_key = "ck_d"
+consumer_secret = "cs_d"
+[[channel]]
+name = "shopify"
+type = "shopify"
+endpoint = "{shopify}"
+access_token = "{token}"
+webhook_secret = "{secret}"
+"""
+
+
+def test_a_shopify_webhook_brings_its_sale_to_the_other_channels_at_once(
+    tmp_path: Path,
+) -> None:
+    from connectors.shopify.emulator import ShopifyEmulator
+
+    log_path = tmp_path / "daemon.log"
+    with WooCommerceEmulator(consumer_key="ck_d", consumer_secret="cs_d") as shop, \
+            ShopifyEmulator(access_token=SHOPIFY_TOKEN) as shopify:
+        for emulator in (shop, shopify):
+            httpx.post(f"{emulator.url}/_sandbox/listings", json={"sku": "MUG", "quantity": 0})
+
+        def shows(emulator: Any) -> int:
+            listings = httpx.get(f"{emulator.url}/_sandbox/listings").json()["listings"]
+            return int(listings[0]["quantity"])
+
+        config = tmp_path / "channels.toml"
+        config.write_text(SHOPIFY_CONFIG.format(
+            db=tmp_path / "l.db", shop=shop.url, shopify=shopify.url, token=SHOPIFY_TOKEN,
+            secret=SECRET))
+        cli = [sys.executable, "-m", "channelsync", "--config", str(config)]
+        subprocess.run([*cli, "stock", "set", "MUG", "3"], check=True, capture_output=True)
+        daemon = subprocess.Popen([*cli, "--log-level", "info", "run"], env={"PATH": "/usr/bin"},
+                                  stdout=subprocess.DEVNULL, stderr=log_path.open("w"))
+        try:
+            hooks_url = wait_for(lambda: re.search(r"webhooks on (\S+)/webhooks",
+                                                   log_path.read_text())).group(1)
+            wait_for(lambda: shows(shop) == shows(shopify) == 3)
+            httpx.post(f"{shopify.url}/_sandbox/orders",
+                       json={"lines": [{"sku": "MUG", "quantity": 1}]}).raise_for_status()
+            body = b'{"id": 820982911946154508, "line_items": [{"sku": "MUG"}]}'
+            signature = base64.b64encode(
+                hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+            headers = {"X-Shopify-Hmac-Sha256": signature, "X-Shopify-Topic": "orders/create",
+                       "X-Shopify-Event-Id": "98880550-7158-44d4-b7cd-2c97c8a091b5"}
+            sent = httpx.post(f"{hooks_url}/webhooks/shopify", content=body, headers=headers)
+            assert sent.status_code == 202
+            # Pulled at once and pushed to the webshop, not five minutes later.
+            wait_for(lambda: shows(shop) == 2)
+            again = httpx.post(f"{hooks_url}/webhooks/shopify", content=body, headers=headers)
+            assert again.status_code == 200  # Shopify's duplicate delivery: answered, ignored
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    stderr = log_path.read_text()
+    assert daemon.returncode == 0, stderr
+    assert SHOPIFY_TOKEN not in stderr and SECRET not in stderr
