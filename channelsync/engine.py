@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from channelsync.config import ChannelConfig, Config
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.connector import ChannelListing, Connector, OrderPage
 from channelsync.db import channel_lock
-from channelsync.errors import ChannelError, ChannelSyncError, ThrottledError
+from channelsync.errors import ChannelError, ChannelSyncError, Interrupted, ThrottledError
 from channelsync.events import EventBus
 from channelsync.ledger import ApplyResult, state_t
 from channelsync.models import utcnow
@@ -76,7 +77,7 @@ class SyncEngine:
         db: Engine,
         *,
         clock: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         connectors: dict[str, Connector] | None = None,
         events: EventBus | None = None,
     ) -> None:
@@ -84,18 +85,30 @@ class SyncEngine:
         self.events = events or EventBus()
         self.db = db
         self.clock = clock
-        self.sleep = sleep
+        self._sleep = sleep
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
         self.on_event: Callable[[str], None] = lambda _message: None  # progress for people
         # Set on shutdown: work stops at the next page or batch boundary, where everything
-        # done so far is committed and the cursor matches it.
+        # done so far is committed and the cursor matches it; waits end at once.
         self.stopping = threading.Event()
         daemon = config.daemon
-        self.retry = RetryPolicy(daemon.retry_attempts, max_wait=daemon.retry_max_wait, sleep=sleep)
+        self.retry = RetryPolicy(daemon.retry_attempts, max_wait=daemon.retry_max_wait,
+                                 sleep=self.sleep)
         with db.begin() as conn:
             sync_kits(conn, config)
+
+    def sleep(self, seconds: float) -> None:
+        """Every wait of a cycle (retries, rate limits, connectors that take a ``sleep``):
+        over at once when channelsync is stopping, which raises ``Interrupted``."""
+        if self._sleep is None:
+            if self.stopping.wait(seconds):
+                raise Interrupted(f"stopping: a wait of {seconds:.1f} s was cut short")
+            return
+        if self.stopping.is_set():
+            raise Interrupted("stopping")
+        self._sleep(seconds)
 
     # -- connectors -------------------------------------------------------------------------
 
@@ -111,8 +124,11 @@ class SyncEngine:
     def _connector(self, channel: ChannelConfig) -> Connector:
         if channel.name not in self._connectors:
             factory = load_connector(channel.type)
+            extra: dict[str, Any] = {}
+            if _takes(factory, "sleep"):  # its waits (rate limits, polling) end on shutdown
+                extra["sleep"] = self.sleep
             self._connectors[channel.name] = factory(
-                channel.name, channel.settings, endpoint=channel.endpoint
+                channel.name, channel.settings, endpoint=channel.endpoint, **extra
             )
         return self._connectors[channel.name]
 
@@ -170,6 +186,8 @@ class SyncEngine:
             touched: set[str] = set()
             replan_all = False
             for channel in mine:
+                if self.stopping.is_set():
+                    break
                 touched |= self._guarded(channel, reports[channel.name], self.pull)
                 replan_all |= self._rules_changed(channel)
             # Every channel's listings are planned: a sale here changes what the others show.
@@ -196,6 +214,10 @@ class SyncEngine:
         """Run one step; a channel's failure is recorded and never stops the others."""
         try:
             return step(channel, report) or set()
+        except Interrupted:
+            log.info("%s: stopping; what was committed stays, the rest comes next time",
+                     channel.name)
+            return set()
         except ChannelSyncError as exc:
             report.error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a connector bug must not stop the other channels
@@ -364,6 +386,16 @@ class SyncEngine:
             log.warning("%s: %d channel SKUs map to nothing in the ledger: %s", channel.name,
                         len(report.unmapped), ", ".join(report.unmapped[:10]))
         return found
+
+
+def _takes(factory: Any, name: str) -> bool:
+    """Whether a connector class's constructor takes this keyword argument."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters and parameters[name].kind in (
+        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def _drift_conflict(channel: str, d: pushing.Drift) -> ConflictRecord:

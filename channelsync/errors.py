@@ -66,3 +66,8 @@ class BadRecordError(ChannelError):
     def __init__(self, message: str, *, channel: str = "", record: object = None) -> None:
         super().__init__(message, channel=channel)
         self.record = record
+
+
+class Interrupted(ChannelSyncError):
+    """A wait was cut short because channelsync is stopping. Nothing half-done is kept:
+    work is committed a page or a batch at a time, and the rest comes next time."""

@@ -8,6 +8,8 @@ type ``fake`` by the ``fake_registry`` fixture.
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -169,3 +171,20 @@ class FakeCasConnector(FakeConnector):
             ch.quantities[item.channel_sku] = item.quantity
             results.append(PushResult(item.channel_sku, True, ref=f"ref-{item.channel_sku}"))
         return results
+
+
+class FakeWaitingConnector(FakeConnector):
+    """A channel whose client waits a long time in every pull (a rate limit, a feed), with
+    the ``sleep`` the engine hands connectors that take one."""
+
+    waiting: ClassVar[threading.Event] = threading.Event()
+
+    def __init__(self, name: str, settings: Any, *, endpoint: str = "",
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(name, settings, endpoint=endpoint)
+        self._sleep = sleep
+
+    def pull_orders(self, since: datetime, page: str | None) -> OrderPage:
+        self.waiting.set()
+        self._sleep(3600)  # a real hour unless the engine cuts it short
+        return super().pull_orders(since, page)

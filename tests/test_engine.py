@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync import registry
+from channelsync import ledger, registry
 from channelsync.app import App
 from channelsync.config import Config, parse_config
 from channelsync.engine import SyncEngine
@@ -435,3 +435,33 @@ def test_a_listing_showing_less_is_drift_only_once_the_lag_has_passed(
     assert sync.sync(["a"])[0].drift == 1  # the same for longer than the lag: drift
     assert a.quantities["MUG"] == 4
     assert len(open_conflicts(engine, "drift")) == 1
+
+
+def test_a_long_wait_inside_a_connector_ends_when_stopping(
+    engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    monkeypatch.setitem(registry.BUILTIN, "slow", "tests.fakes:FakeWaitingConnector")
+    url = engine.url.render_as_string(hide_password=False)
+    config = parse_config(f'[database]\nurl = "{url}"\n[[channel]]\nname = "a"\ntype = "slow"\n',
+                          env={})
+    sync = SyncEngine(config, engine, clock=clock)  # the real, interruptible waits
+    fakes.CHANNELS["a"] = fakes.FakeChannel("a", clock=clock, quantities={"MUG": 0})
+    fakes.FakeWaitingConnector.waiting.clear()
+
+    def stop_while_waiting() -> None:
+        fakes.FakeWaitingConnector.waiting.wait(30)
+        sync.stopping.set()
+
+    stopper = threading.Thread(target=stop_while_waiting)
+    stopper.start()
+    (report,) = sync.sync()  # without the interruption: an hour (the suite's timeout fails it)
+    stopper.join()
+    assert report.error == ""  # stopping is not a failure of the channel
+    assert report.pulled == 0
+    with engine.connect() as conn:
+        state = conn.execute(sa.select(ledger.state_t).where(
+            ledger.state_t.c.name == "a")).mappings().one()
+    assert state["cursor"] is None and state["last_error"] == ""
+    sync.close()
