@@ -152,9 +152,9 @@ def sync(
             emit({"channels": data, "ok": not any(r.error for r in results)})
         else:
             out.print(table("sync", ["channel", "pulled", "applied", "pending", "pushed",
-                                     "failed", "held", "drift", "error"],
+                                     "failed", "held", "stale", "drift", "error"],
                             [[d["channel"], d["pulled"], d["applied"], d["pending"], d["pushed"],
-                              d["push_failed"], d["held"], d["drift"],
+                              d["push_failed"], d["held"], d["stale_compares"], d["drift"],
                               d["error"] or ("busy" if d["busy"] else "")] for d in data]))
         if any(r.error for r in results):
             raise typer.Exit(EXIT_FAILED)

@@ -1232,3 +1232,16 @@ def test_emulator_a_query_over_the_cost_limit_is_a_permanent_error(emulator: Any
         client.run(too_big, {"query": "updated_at:>='2026-01-01T00:00:00Z'", "after": None})
     assert not isinstance(caught.value, RetriableChannelError)
     client.close()
+
+
+def test_a_lookback_beyond_60_days_is_warned_about_once(
+    conn: ShopifyConnector, shop: FakeShop, caplog: pytest.LogCaptureFixture
+) -> None:
+    shop.on("Orders", orders_page(), orders_page(), orders_page())
+    now = datetime.now(UTC)
+    with caplog.at_level("WARNING"):
+        conn.pull_orders(now - timedelta(days=30), None)
+        assert "read_all_orders" not in caplog.text
+        conn.pull_orders(now - timedelta(days=90), None)
+        conn.pull_orders(now - timedelta(days=90), None)
+    assert caplog.text.count("read_all_orders") == 1

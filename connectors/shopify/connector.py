@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 
 import httpx
@@ -47,6 +47,7 @@ API_VERSION = "2026-10"
 REQUESTS_PER_SECOND = 4.0
 BURST = 8
 LOOPBACK_NAMES = ("localhost",)
+ORDERS_WITHOUT_READ_ALL = timedelta(days=60)  # what an app without read_all_orders sees
 
 
 class ShopifySettings(BaseModel):
@@ -107,6 +108,7 @@ class ShopifyConnector:
             timeout=settings.timeout, transport=transport, sleep=sleep, clock=clock)
         self._orders_query = q.orders_query(settings.order_page_size, settings.line_page_size)
         self._location: str | None = None  # the location gid, resolved on first use
+        self._warned_old = False
         self._pusher = Pusher(name, self._gql, self._location_id)
 
     def __repr__(self) -> str:
@@ -115,6 +117,13 @@ class ShopifyConnector:
     # -- orders ---------------------------------------------------------------------------
 
     def pull_orders(self, since: datetime, page: str | None) -> OrderPage:
+        if page is None and not self._warned_old and \
+                datetime.now(UTC) - since > ORDERS_WITHOUT_READ_ALL:
+            self._warned_old = True
+            self._log.warning(
+                "asking for orders since %s, but without the read_all_orders scope Shopify "
+                "shows only the last %d days: older open orders hold no stock", since.date(),
+                ORDERS_WITHOUT_READ_ALL.days)
         search = f"updated_at:>='{format_utc(since, '%Y-%m-%dT%H:%M:%SZ')}'"
         data = self._gql.run(self._orders_query, {"query": search, "after": page})
         try:
