@@ -85,3 +85,28 @@ def test_serve_refuses_an_unknown_type() -> None:
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert "unknown channel type 'nope'" in result.stderr
+
+
+def test_serve_a_shopify_sandbox_channel_checking_its_token(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "channels.toml"
+    config.write_text(f"""
+[[channel]]
+name = "shopify"
+type = "shopify"
+sandbox = true
+endpoint = "http://127.0.0.1:{port}"
+access_token = "shpat_configured"
+""")
+    proc = subprocess.Popen([*CLI, "--config", str(config), "sandbox", "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert read_url(proc) == f"http://127.0.0.1:{port}"
+        api = f"http://127.0.0.1:{port}/admin/api/2026-10/graphql.json"
+        query = {"query": "{ shop { name } }"}
+        wrong = httpx.post(api, json=query, headers={"X-Shopify-Access-Token": "shpat_other"})
+        assert wrong.status_code == 401
+        right = httpx.post(api, json=query, headers={"X-Shopify-Access-Token": "shpat_configured"})
+        assert right.status_code == 200 and right.json()["data"]["shop"]["name"]
+    finally:
+        stop(proc)
