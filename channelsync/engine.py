@@ -330,7 +330,7 @@ class SyncEngine:
                 break
             touched = self.pull(channel, report)
             with self.db.begin() as conn:
-                pushing.believed_as_of(conn, outcome.stale_listings, self.clock())
+                pushing.believed_as_of(conn, self.clock(), listing_ids=outcome.stale_listings)
             everyone = [c.name for c in self.channels()]
             self.plan_outbox(everyone, touched | outcome.stale_skus)
         if outcome.stale:
@@ -351,7 +351,11 @@ class SyncEngine:
         if found.mismatched:
             first = {d.channel_sku: d for d in found.mismatched}
             touched = self.pull(channel, report)
-            self.plan_outbox([channel.name], touched)
+            with self.db.begin() as conn:  # what was read already shows what was pulled
+                pushing.believed_as_of(conn, self.clock(), channel=channel.name,
+                                       channel_skus=list(first))
+            # What that pull found concerns every channel, not only this one.
+            self.plan_outbox([c.name for c in self.channels()], touched)
             self.push(channel, report)
             found = self._read(channel, report)
             # Steady since before this read-back, not since its own first read.

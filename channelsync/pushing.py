@@ -240,8 +240,9 @@ def _stale(
 ) -> None:
     """Compare-and-set refused the write: nothing was written. Keep it due, remember what
     the channel showed, and count it; the engine pulls the channel and tries again."""
-    log.info("%s: %s changed on the channel before our write (showed %s, expected other); "
-             "pulling again", channel, row["channel_sku"], result.observed)
+    shows = "something else" if result.observed is None else result.observed
+    log.info("%s: %s changed on the channel before our write (it shows %s); pulling its "
+             "orders and trying again", channel, row["channel_sku"], shows)
     if result.observed is not None:
         conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(
             believed=result.observed, believed_at=now))
@@ -251,12 +252,21 @@ def _stale(
         stale_compares=state_t.c.stale_compares + 1, stale_at=now))
 
 
-def believed_as_of(conn: Connection, listing_ids: Sequence[int], now: datetime) -> None:
-    """Date what refused compares showed to after the pull that followed them: the orders
-    that pull applied are already in those quantities and must not be taken off again."""
+def believed_as_of(
+    conn: Connection, now: datetime, *, listing_ids: Sequence[int] = (),
+    channel: str = "", channel_skus: Sequence[str] = (),
+) -> None:
+    """Date what the channel showed (a refused compare, a read that did not match) to after
+    the pull that followed: the orders that pull applied are already in those quantities
+    and must not be taken off again."""
     for chunk in chunks(sorted(listing_ids)):
         conn.execute(listing_t.update().where(
             listing_t.c.id.in_(chunk), listing_t.c.believed.is_not(None)
+        ).values(believed_at=now))
+    for names in chunks(sorted(channel_skus)):
+        conn.execute(listing_t.update().where(
+            listing_t.c.channel == channel, listing_t.c.channel_sku.in_(names),
+            listing_t.c.believed.is_not(None)
         ).values(believed_at=now))
 
 

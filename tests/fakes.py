@@ -54,6 +54,7 @@ class FakeChannel:
     # what a buyer does in the instant between our read and our write.
     before_write: list[Callable[[], Any]] = field(default_factory=list)
     calls: list[list[PushItem]] = field(default_factory=list)  # every push call, failed ones too
+    before_read: list[Callable[[], Any]] = field(default_factory=list)  # run by the next reads
     clock: Any = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -133,6 +134,8 @@ class FakeConnector:
 
     def read_listings(self) -> Iterator[ChannelListing]:
         self.channel._maybe_fail()
+        if self.channel.before_read:
+            self.channel.before_read.pop(0)()
         for sku, qty in sorted(self.channel.quantities.items()):
             yield ChannelListing(sku, qty, managed=sku not in self.channel.unowned)
 

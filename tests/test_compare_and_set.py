@@ -176,3 +176,19 @@ def test_what_a_read_back_shows_becomes_the_expectation(engine: Engine, clock: C
     sync.sync()
     assert shows() == (4, 4)
     assert stale_compares(engine, config, clock) == 0
+
+
+def test_a_sale_found_by_a_read_back_is_not_taken_off_twice(
+    engine: Engine, clock: Clock
+) -> None:
+    sync, config = start(engine, clock)
+    cas = fakes.CHANNELS["cas"]
+    # A sale between the cycle's pull and its read-back: the read shows 4, the ledger
+    # still says 5; the read-back pulls the sale in and corrects what it must.
+    cas.before_read.append(lambda: cas.sell(("MUG", 1)))
+    sync.sync(["cas"])
+    sync.sync(["plain"], read_back=False)
+    assert shows() == (4, 4)
+    (write,) = cas.pushes[-1]
+    assert (write.quantity, write.expected) == (4, 4)  # not 3: the sale is in what was read
+    assert stale_compares(engine, config, clock) == 0
