@@ -140,9 +140,11 @@ def expected_quantities(
 
 
 def operation_key(row: dict[str, Any]) -> str:
-    """Names one planned write; the same on every retry of it until it is re-planned."""
+    """Names one attempt at a planned write: the same while its outcome is unknown (a retry
+    after a timeout may be answered from the channel's memory), new once an outcome was
+    recorded (a write refused an hour ago is tried afresh, not answered with that refusal)."""
     planned = row["planned_at"].isoformat() if row["planned_at"] else ""
-    return f"{row['listing_id']}:{row['id']}:{row['version']}:{planned}"
+    return f"{row['listing_id']}:{row['id']}:{row['version']}:{planned}:{row['attempts']}"
 
 
 def echo_safe(row: dict[str, Any], watermark: datetime | None) -> bool:

@@ -161,7 +161,7 @@ class FakeCasConnector(FakeConnector):
         ch.pushes.append(list(items))
         results = []
         for item in items:
-            if item.channel_sku not in ch.quantities:
+            if item.channel_sku not in ch.quantities or item.channel_sku in ch.refuse:
                 error = PermanentChannelError(f"refused {item.channel_sku}")
                 results.append(PushResult(item.channel_sku, False, error))
                 continue

@@ -192,3 +192,24 @@ def test_a_sale_found_by_a_read_back_is_not_taken_off_twice(
     (write,) = cas.pushes[-1]
     assert (write.quantity, write.expected) == (4, 4)  # not 3: the sale is in what was read
     assert stale_compares(engine, config, clock) == 0
+
+
+def test_a_write_refused_earlier_is_tried_again_under_a_new_key(
+    engine: Engine, clock: Clock
+) -> None:
+    sync, _config = start(engine, clock)
+    cas, plain = fakes.CHANNELS["cas"], fakes.CHANNELS["plain"]
+    plain.sell(("MUG", 1))
+    clock.tick()
+    sync.sync(["plain"], read_back=False)
+    cas.refuse.add("MUG")  # e.g. not stocked at the location, until the seller fixes it
+    sync.sync(["cas"], read_back=False)
+    (refused,) = cas.calls[-1]
+    cas.refuse.clear()
+    clock.tick(2 * 3600)  # a refused write is tried again an hour later
+    sync.sync(["cas"], read_back=False)
+    (again,) = cas.calls[-1]
+    assert (again.quantity, again.expected) == (refused.quantity, refused.expected) == (4, 5)
+    # Under the old key a channel with idempotency keys would answer with the old refusal.
+    assert again.key != refused.key
+    assert cas.quantities["MUG"] == 4
