@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection
 from channelsync.models import Conflict
 
 conflict_t = Conflict.__table__  # type: ignore[attr-defined]
-KINDS = ("oversell", "unknown_sku", "push_failed", "drift", "bad_record")
+KINDS = ("oversell", "unknown_sku", "push_failed", "drift", "bad_record", "revision_budget",
+         "listing_problem")  # and the alerts' channel_down and low_stock
 
 
 @dataclass(frozen=True)

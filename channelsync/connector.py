@@ -73,6 +73,18 @@ class ChannelListing:
 
 
 @dataclass(frozen=True)
+class ListingProblem:
+    """Something about a listing the seller must fix on the channel (two variants with one
+    SKU, a variant the channel sells without limit, ...). ``read_listings`` may yield these
+    among its listings; each is an open ``listing_problem`` conflict (so an alert) until a
+    read no longer reports it."""
+
+    channel_sku: str
+    reason: str
+    detail: Any = None
+
+
+@dataclass(frozen=True)
 class PushItem:
     channel_sku: str
     quantity: int
@@ -117,7 +129,7 @@ class Connector(Protocol):
 
     def push_quantities(self, items: Sequence[PushItem]) -> list[PushResult]: ...
 
-    def read_listings(self) -> Iterator[ChannelListing]: ...
+    def read_listings(self) -> Iterator[ChannelListing | ListingProblem]: ...
 
     def close(self) -> None: ...
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from channelsync import ledger, planner, pushing, rules
 from channelsync.config import ChannelConfig, Config
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
-from channelsync.connector import ChannelListing, Connector, OrderPage
+from channelsync.connector import ChannelListing, Connector, ListingProblem, OrderPage
 from channelsync.db import channel_lock
 from channelsync.errors import ChannelError, ChannelSyncError, Interrupted, ThrottledError
 from channelsync.events import EventBus
@@ -378,10 +378,14 @@ class SyncEngine:
 
     def _read(self, channel: ChannelConfig, report: ChannelReport) -> pushing.Found:
         connector = self.connector(channel)
-        listings: list[ChannelListing] = self.call(
+        read: list[ChannelListing | ListingProblem] = self.call(
             channel, lambda: list(connector.read_listings()), "read_listings")
+        listings = [x for x in read if isinstance(x, ChannelListing)]
+        problems = [x for x in read if isinstance(x, ListingProblem)]
         with self.db.begin() as conn:
             found = pushing.record_listings(conn, channel, listings, self.clock())
+            report.apply.conflicts += pushing.listing_problems(
+                conn, channel.name, problems, self.clock())
             report.unmapped = pushing.unmapped(conn, channel.name)
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
                 reconciled_at=self.clock(), discovered_at=self.clock()))

@@ -14,8 +14,14 @@ from sqlalchemy.engine import Connection
 
 from channelsync.budget import Budget
 from channelsync.config import ChannelConfig, Config
-from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
-from channelsync.connector import Capabilities, ChannelListing, PushItem, PushResult
+from channelsync.conflicts import ConflictRecord, conflict_t, open_conflicts, resolve_conflicts
+from channelsync.connector import (
+    Capabilities,
+    ChannelListing,
+    ListingProblem,
+    PushItem,
+    PushResult,
+)
 from channelsync.errors import ChannelSyncError, PermanentChannelError, RetriableChannelError
 from channelsync.ledger import chunks, kit_t, line_t, sku_t, state_t
 from channelsync.planner import listing_t, outbox_t, targets
@@ -333,6 +339,26 @@ def record_listings(
     if inserts:
         conn.execute(listing_t.insert(), inserts)
     return found
+
+
+def listing_problems(
+    conn: Connection, channel: str, problems: Sequence[ListingProblem], now: datetime
+) -> list[int]:
+    """Open a conflict for each problem a read reported; resolve those it no longer does."""
+    records = [ConflictRecord(
+        kind="listing_problem", subject=f"{channel}:{p.channel_sku}", channel=channel,
+        message=f"{channel}: listing {p.channel_sku}: {p.reason}",
+        detail={"reason": p.reason, "detail": p.detail},
+    ) for p in problems]
+    for record in records:
+        log.warning("%s", record.message)
+    reported = {r.subject for r in records}
+    gone = [s for s in conn.execute(sa.select(conflict_t.c.subject).where(
+        conflict_t.c.kind == "listing_problem", conflict_t.c.channel == channel,
+        conflict_t.c.resolved_at.is_(None))).scalars() if s not in reported]
+    for chunk in chunks(gone):
+        resolve_conflicts(conn, "listing_problem", chunk, now)
+    return open_conflicts(conn, records, now)
 
 
 def accept_observed(conn: Connection, channel: str, drift: Sequence[Drift]) -> None:

@@ -33,6 +33,7 @@ from channelsync.connector import (
     Capabilities,
     ChannelListing,
     Connector,
+    ListingProblem,
     OrderLineSnapshot,
     OrderPage,
     PushItem,
@@ -139,7 +140,7 @@ class Watched:
         self.seen += [r.error for r in results if r.error is not None]
         return results
 
-    def read_listings(self) -> Iterator[ChannelListing]:
+    def read_listings(self) -> Iterator[ChannelListing | ListingProblem]:
         try:
             yield from self.inner.read_listings()
         except Exception as exc:
@@ -240,7 +241,8 @@ class ConnectorContract:
         return sorted((s for s in snaps.values() if s.order_id == key), key=lambda s: s.line_id)
 
     def refs(self, connector: Watched) -> dict[str, ChannelListing]:
-        return {listing.channel_sku: listing for listing in connector.read_listings()}
+        return {listing.channel_sku: listing for listing in connector.read_listings()
+                if isinstance(listing, ChannelListing)}
 
     # -- 0. the protocol -----------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ the connector against connectors/shopify/emulator.py over loopback.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -35,7 +34,14 @@ from graphql import (
 from graphql.language import OperationDefinitionNode
 from pydantic import SecretStr, ValidationError
 
-from channelsync.connector import BadRecord, Connector, OrderLineSnapshot, PushItem
+from channelsync.connector import (
+    BadRecord,
+    ChannelListing,
+    Connector,
+    ListingProblem,
+    OrderLineSnapshot,
+    PushItem,
+)
 from channelsync.errors import (
     ConfigError,
     PermanentChannelError,
@@ -617,8 +623,8 @@ def variant(n: int, sku: str | None, available: int | None = 5, tracked: bool = 
             "inventoryItem": {"id": item_gid(n), "tracked": tracked, "inventoryLevel": level}}
 
 
-def test_read_listings_maps_variants_and_warns(conn: ShopifyConnector, shop: FakeShop,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_read_listings_maps_variants_and_reports_problems(conn: ShopifyConnector,
+                                                          shop: FakeShop) -> None:
     shop.on("Locations", locations())
     shop.on("Listings",
             {"productVariants": connection([variant(1, "MUG", 3), variant(2, None),
@@ -627,14 +633,17 @@ def test_read_listings_maps_variants_and_warns(conn: ShopifyConnector, shop: Fak
                                            "V1")},
             {"productVariants": connection([variant(5, "AWAY", stocked=False),
                                             variant(6, "MUG", 1)])})
-    with caplog.at_level(logging.WARNING):
-        listings = list(conn.read_listings())
+    read = list(conn.read_listings())
+    listings = [x for x in read if isinstance(x, ChannelListing)]
+    problems = {x.channel_sku: x for x in read if isinstance(x, ListingProblem)}
     assert [(x.channel_sku, x.quantity, x.ref, x.managed) for x in listings] == [
         ("MUG", 3, item_gid(1), True), ("FREE", 0, item_gid(4), True),
         ("AWAY", None, item_gid(5), True)]
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len([w for w in warnings if "'MUG'" in w]) == 2  # once per extra variant
-    assert any("'FREE' is not tracked" in w for w in warnings)
+    assert sorted(problems) == ["FREE", "MUG"]  # each once, to be raised as a conflict
+    assert "3 variants have this SKU" in problems["MUG"].reason
+    assert problems["MUG"].detail == {"variants": [f"gid://shopify/ProductVariant/{n}"
+                                                   for n in (1, 3, 6)]}
+    assert "tracking is off" in problems["FREE"].reason
     assert shop.sent("Listings") == [{"location": "gid://shopify/Location/1", "after": None},
                                      {"location": "gid://shopify/Location/1", "after": "V1"}]
 
@@ -1167,7 +1176,6 @@ def shown_refs(control: httpx.Client) -> dict[str, str]:
 
 def test_emulator_listings_not_stocked_untracked_and_other_locations(
     emulator: Any, recorder: Recorder, fake_time: FakeTime, control: httpx.Client,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     listing(control, "HERE", 4)
     listing(control, "FREE", 2, tracked=False)
@@ -1175,12 +1183,13 @@ def test_emulator_listings_not_stocked_untracked_and_other_locations(
     listing(control, "THERE", 0, stocked=False)
     primary = on_emulator(emulator, recorder, fake_time)
     warehouse = on_emulator(emulator, recorder, fake_time, location="Warehouse")
-    with caplog.at_level(logging.WARNING):
-        assert {x.channel_sku: x.quantity for x in primary.read_listings()} == {
-            "HERE": 4, "FREE": 2, "THERE": None}
-    assert any("'FREE' is not tracked" in r.getMessage() for r in caplog.records)
-    assert {x.channel_sku: x.quantity for x in warehouse.read_listings()} == {
-        "HERE": None, "FREE": None, "THERE": 7}
+    read = list(primary.read_listings())
+    assert {x.channel_sku: x.quantity for x in read if isinstance(x, ChannelListing)} == {
+        "HERE": 4, "FREE": 2, "THERE": None}
+    assert [(x.channel_sku, "tracking is off" in x.reason)
+            for x in read if isinstance(x, ListingProblem)] == [("FREE", True)]
+    assert {x.channel_sku: x.quantity for x in warehouse.read_listings()
+            if isinstance(x, ChannelListing)} == {"HERE": None, "FREE": None, "THERE": 7}
     [result] = warehouse.push_quantities([PushItem("THERE", 3, expected=7)])
     assert result.ok
     rows = {row["sku"]: row for row in control.get("/listings").json()["listings"]}

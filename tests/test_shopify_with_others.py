@@ -20,7 +20,7 @@ from channelsync.config import parse_config
 from channelsync.stock import StockRow
 from connectors.shopify.emulator import ShopifyEmulator
 from connectors.woocommerce.emulator import WooCommerceEmulator
-from tests.ledger_helpers import check_invariants
+from tests.ledger_helpers import check_invariants, open_conflicts
 
 TOKEN = "shpat_0123456789abcdef0123456789abcdef"
 CONFIG = """
@@ -150,5 +150,23 @@ def test_throttled_shopify_still_converges(engine: Engine, shop: WooCommerceEmul
             stats = httpx.get(f"{shopify.url}/_sandbox/stats").json()
             assert stats["throttled"] > 0
             check_invariants(engine)
+        finally:
+            app.close()
+
+
+def test_a_variant_shopify_sells_without_limit_is_a_conflict_until_fixed(
+    engine: Engine, shop: WooCommerceEmulator
+) -> None:
+    with ShopifyEmulator(access_token=TOKEN) as shopify:
+        app = make_app(engine, shop, shopify)
+        try:
+            sandbox(shopify, "listings", {"sku": "BOWL", "quantity": 5, "tracked": False})
+            app.engine.sync()
+            (conflict,) = open_conflicts(engine, "listing_problem")
+            assert conflict["subject"] == "shopify:BOWL"
+            assert "tracking is off" in conflict["message"]
+            sandbox(shopify, "listings", {"sku": "BOWL", "quantity": 5, "tracked": True})
+            app.engine.sync()  # the next read no longer reports it
+            assert open_conflicts(engine, "listing_problem") == []
         finally:
             app.close()

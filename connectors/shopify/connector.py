@@ -23,6 +23,7 @@ from channelsync.connector import (
     BadRecord,
     Capabilities,
     ChannelListing,
+    ListingProblem,
     OrderLineSnapshot,
     OrderPage,
     PushItem,
@@ -222,9 +223,11 @@ class ShopifyConnector:
 
     # -- listings -------------------------------------------------------------------------
 
-    def read_listings(self) -> Iterator[ChannelListing]:
+    def read_listings(self) -> Iterator[ChannelListing | ListingProblem]:
+        """Every variant with a SKU; problems a seller must fix (a SKU on several variants,
+        a variant without inventory tracking) come as ``ListingProblem``s."""
         location = self._location_id()
-        seen: set[str] = set()
+        seen: dict[str, list[str]] = {}  # SKU -> its variants' ids
         after: str | None = None
         while True:
             data = self._gql.run(q.LISTINGS, {"location": location, "after": after})
@@ -234,29 +237,33 @@ class ShopifyConnector:
             except ShapeError as exc:
                 raise self._gql.malformed(f"productVariants: {exc}", str(data)) from exc
             for variant in variants:
-                listing = self._listing(variant, seen)
-                if listing is not None:
-                    yield listing
+                yield from self._listing(variant, seen)
             if after is None:
-                return
+                break
+        for sku, others in sorted(seen.items()):
+            if len(others) > 1:
+                yield ListingProblem(sku, (
+                    f"{len(others)} variants have this SKU; only the first ({others[0]}) is "
+                    "synced, the others sell without limit: give each its own SKU"),
+                    {"variants": others})
 
-    def _listing(self, variant: dict[str, Any], seen: set[str]) -> ChannelListing | None:
+    def _listing(
+        self, variant: dict[str, Any], seen: dict[str, list[str]]
+    ) -> Iterator[ChannelListing | ListingProblem]:
         sku, item = variant.get("sku"), variant.get("inventoryItem")
         if not isinstance(sku, str) or not sku.strip() or not isinstance(item, dict):
-            return None
+            return
         ref = item.get("id")
         if not isinstance(ref, str) or gid_number(ref, "InventoryItem") is None:
-            return None
-        if sku in seen:
-            self._log.warning("several variants have sku %r; %s is ignored, the first is used",
-                              sku, variant.get("id"))
-            return None
-        seen.add(sku)
+            return
+        seen.setdefault(sku, []).append(str(variant.get("id")))
+        if len(seen[sku]) > 1:
+            return  # the first variant with this SKU is the listing; reported at the end
         self._pusher.remember(sku, ref)
         if item.get("tracked") is False:
-            self._log.warning("sku %r is not tracked: Shopify sells it without limit until "
-                              "inventory tracking is turned on for it", sku)
-        return ChannelListing(sku, available(item.get("inventoryLevel")), ref=ref)
+            yield ListingProblem(sku, "inventory tracking is off: Shopify sells it without "
+                                      "limit until tracking is turned on", {"item": ref})
+        yield ChannelListing(sku, available(item.get("inventoryLevel")), ref=ref)
 
     # -- pushing --------------------------------------------------------------------------
 
