@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -28,6 +28,7 @@ from channelsync.errors import (
     ThrottledError,
 )
 from connectors._http import JsonApi, redact
+from connectors.shopify._orders import ShapeError, next_cursor, nodes
 from connectors.shopify._queries import Query
 
 GRAPHQL_PATH = "/graphql.json"
@@ -139,6 +140,22 @@ class GraphQLClient:
         if not isinstance(data, dict):
             raise self._api.malformed(what, str(answer), response.status)
         return data
+
+    def paged(
+        self, query: Query, variables: Mapping[str, Any], field: str
+    ) -> Iterator[dict[str, Any]]:
+        """The nodes of the top-level connection ``field``, following every page."""
+        after: str | None = None
+        while True:
+            data = self.run(query, {**variables, "after": after})
+            try:
+                found = nodes(data.get(field), field)
+                after = next_cursor(data[field], field)
+            except ShapeError as exc:
+                raise self.malformed(f"{field}: {exc}", str(data)) from exc
+            yield from found
+            if after is None:
+                return
 
     def malformed(self, what: str, text: str) -> RetriableChannelError:
         return self._api.malformed(what, text)

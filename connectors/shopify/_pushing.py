@@ -27,7 +27,7 @@ from channelsync.errors import (
 )
 from connectors.shopify import _queries as q
 from connectors.shopify._graphql import GraphQLClient
-from connectors.shopify._orders import ShapeError, gid_number, next_cursor, nodes
+from connectors.shopify._orders import gid_number
 
 PUSH_LIMIT = 250  # quantities per mutation
 QUANTITY_NAME = "available"
@@ -121,21 +121,11 @@ class Pusher:
         return {sku: self._refs[sku] for sku in skus if sku in self._refs}
 
     def _variants(self, search: str) -> Iterator[tuple[str, str]]:
-        after: str | None = None
-        while True:
-            data = self._gql.run(q.VARIANTS_BY_SKU, {"query": search, "after": after})
-            try:
-                variants = nodes(data.get("productVariants"), "productVariants")
-                after = next_cursor(data["productVariants"], "productVariants")
-            except ShapeError as exc:
-                raise self._gql.malformed(f"productVariants: {exc}", str(data)) from exc
-            for variant in variants:
-                item = variant.get("inventoryItem")
-                ref = item.get("id") if isinstance(item, dict) else None
-                if isinstance(variant.get("sku"), str) and _is_ref(ref):
-                    yield variant["sku"], str(ref)
-            if after is None:
-                return
+        for variant in self._gql.paged(q.VARIANTS_BY_SKU, {"query": search}, "productVariants"):
+            item = variant.get("inventoryItem")
+            ref = item.get("id") if isinstance(item, dict) else None
+            if isinstance(variant.get("sku"), str) and _is_ref(ref):
+                yield variant["sku"], str(ref)
 
     # -- sending --------------------------------------------------------------------------
 

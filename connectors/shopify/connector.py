@@ -228,18 +228,8 @@ class ShopifyConnector:
         a variant without inventory tracking) come as ``ListingProblem``s."""
         location = self._location_id()
         seen: dict[str, list[str]] = {}  # SKU -> its variants' ids
-        after: str | None = None
-        while True:
-            data = self._gql.run(q.LISTINGS, {"location": location, "after": after})
-            try:
-                variants = nodes(data.get("productVariants"), "productVariants")
-                after = next_cursor(data["productVariants"], "productVariants")
-            except ShapeError as exc:
-                raise self._gql.malformed(f"productVariants: {exc}", str(data)) from exc
-            for variant in variants:
-                yield from self._listing(variant, seen)
-            if after is None:
-                break
+        for variant in self._gql.paged(q.LISTINGS, {"location": location}, "productVariants"):
+            yield from self._listing(variant, seen)
         for sku, others in sorted(seen.items()):
             if len(others) > 1:
                 yield ListingProblem(sku, (
@@ -294,16 +284,7 @@ class ShopifyConnector:
         return str(match["id"])
 
     def _locations(self) -> Iterator[dict[str, Any]]:
-        after: str | None = None
-        while True:
-            data = self._gql.run(q.LOCATIONS, {"after": after})
-            try:
-                yield from nodes(data.get("locations"), "locations")
-                after = next_cursor(data["locations"], "locations")
-            except ShapeError as exc:
-                raise self._gql.malformed(f"locations: {exc}", str(data)) from exc
-            if after is None:
-                return
+        return self._gql.paged(q.LOCATIONS, {}, "locations")
 
     def close(self) -> None:
         self._gql.close()
