@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["BadRequest", "Conflict", "Emulator", "NotFound", "Raw", "Request", "Response",
-           "Route", "SandboxError", "route"]
+           "Route", "SandboxError", "route", "sku_quantity"]
 
 logger = logging.getLogger(__name__)
 
@@ -270,6 +270,9 @@ class Emulator:
         action = self._ORDER_ACTION.fullmatch(key[1])
         try:
             with self.lock:
+                extra = self.control_route(request)
+                if extra is not None:
+                    return extra
                 if key == ("POST", "/_sandbox/listings"):
                     self._post_listing(request.json())
                     return 200, {"listings": self.listings()}, {}
@@ -280,7 +283,7 @@ class Emulator:
                     lines = body.get("lines") if isinstance(body, dict) else None
                     if not isinstance(lines, list) or not lines:
                         raise BadRequest('an order needs "lines": [{"sku": "MUG", "quantity": 1}]')
-                    order = [_sku_quantity(line, minimum=1) for line in lines]
+                    order = [sku_quantity(line, minimum=1) for line in lines]
                     return 201, {"order_id": str(self.place_order(order))}, {}
                 if action and request.method == "POST":
                     hook = self.cancel_order if action["action"] == "cancel" else self.ship_order
@@ -297,7 +300,7 @@ class Emulator:
             return err.status, {"error": err.message, "status": err.status}, {}
 
     def _post_listing(self, body: Any) -> None:
-        sku, quantity = _sku_quantity(body, minimum=0)
+        sku, quantity = sku_quantity(body, minimum=0)
         extra = {k: v for k, v in body.items() if k not in ("sku", "quantity")}
         self.set_listing(sku, quantity, extra)
 
@@ -352,6 +355,11 @@ class Emulator:
 
     # -- hooks: channel state --------------------------------------------------------------
 
+    def control_route(self, request: Request) -> Response | None:
+        """A channel's own ``/_sandbox/`` routes, or its richer version of a shared one
+        (None: the shared routes answer). Runs under the lock; SandboxError -> its status."""
+        return None
+
     def set_listing(self, sku: str, quantity: int, extra: dict[str, Any]) -> None:
         """Create or overwrite a listing; `extra` holds the channel-specific fields."""
         raise NotImplementedError
@@ -383,7 +391,8 @@ def _integer(value: Any, what: str, minimum: int | None = None) -> int:
     return value
 
 
-def _sku_quantity(item: Any, minimum: int) -> tuple[str, int]:
+def sku_quantity(item: Any, minimum: int) -> tuple[str, int]:
+    """``{"sku": "MUG", "quantity": 2}`` as ("MUG", 2); a clear BadRequest otherwise."""
     sku = item.get("sku") if isinstance(item, dict) else None
     if not isinstance(sku, str) or not sku:
         raise BadRequest(f'expected an object like {{"sku": "MUG", "quantity": 1}}, got {item!r}')

@@ -22,7 +22,6 @@ Listings take `"location"` (a location name), `"tracked"`, `"stocked"` and `"tit
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from channelsync.sandbox import (
     Route,
     SandboxError,
     route,
+    sku_quantity,
 )
 from connectors.shopify._emulator_cost import Bucket
 from connectors.shopify._emulator_graphql import answer, root_fields
@@ -47,8 +47,6 @@ from connectors.shopify._emulator_resolvers import Context
 from connectors.shopify._emulator_state import Store
 
 __all__ = ["ShopifyEmulator"]
-
-logger = logging.getLogger(__name__)
 
 GRAPHQL = r"/admin/api/(?P<version>[0-9]{4}-[0-9]{2}|unstable)/graphql\.json"
 INVALID_TOKEN = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong "
@@ -108,15 +106,6 @@ class ShopifyEmulator(Emulator):
     # -- dispatch ------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        try:
-            extra = self._sandbox_extra(request)
-        except SandboxError as err:
-            return err.status, {"error": err.message, "status": err.status}, {}
-        except Exception as exc:  # as the base class: a bug must not take the server down
-            logger.exception("emulator failed on %s %s", request.method, request.path)
-            return 500, {"error": f"emulator error: {exc!r}"}, {}
-        if extra is not None:
-            return extra
         status, body, headers = super().handle(request)
         if status == 429 and "Retry-After" in headers:  # Shopify writes seconds as "2.0"
             headers = {**headers, "Retry-After": f"{float(headers['Retry-After']):.1f}"}
@@ -204,14 +193,14 @@ class ShopifyEmulator(Emulator):
         with self.lock:
             return self.book.edit(self.book.get(order_id), sku, quantity, self._now())
 
-    def _sandbox_extra(self, request: Request) -> Response | None:
+    def control_route(self, request: Request) -> Response | None:
         path = request.path.rstrip("/")
         action = _ORDER_ACTION.fullmatch(path)
         if request.method != "POST" or (path != "/_sandbox/orders" and action is None):
             return None
         body = request.json() if request.body.strip() else None
         if action is None:
-            lines = [_sku_quantity(x, 1) for x in _lines(body)]
+            lines = [sku_quantity(x, 1) for x in _lines(body)]
             test, status = _fields(body, test=False, financial_status="PAID")
             if not isinstance(test, bool) or not isinstance(status, str):
                 raise BadRequest('"test" must be true or false, "financial_status" a string')
@@ -219,13 +208,13 @@ class ShopifyEmulator(Emulator):
                                                       financial_status=status)}, {}
         order_id, kind = action["id"], action["action"]
         if kind == "ship":
-            wanted = None if body is None else _merge(_sku_quantity(x, 1) for x in _lines(body))
+            wanted = None if body is None else _merge(sku_quantity(x, 1) for x in _lines(body))
             done = self.ship_order(order_id, wanted)
         elif kind == "refund":
-            refund = [(*_sku_quantity(x, 1), str(x.get("restock_type"))) for x in _lines(body)]
+            refund = [(*sku_quantity(x, 1), str(x.get("restock_type"))) for x in _lines(body)]
             done = self.refund_order(order_id, refund)
         else:
-            done = self.edit_order(order_id, *_sku_quantity(body, 0))
+            done = self.edit_order(order_id, *sku_quantity(body, 0))
         return 200, {"order_id": order_id, **done}, {}
 
 
@@ -242,16 +231,6 @@ def _fields(body: Any, **defaults: Any) -> list[Any]:
         raise BadRequest(f"unknown fields {sorted(unknown)}; expected lines, "
                          f"{', '.join(defaults)}")
     return [body.get(name, default) for name, default in defaults.items()]
-
-
-def _sku_quantity(item: Any, minimum: int) -> tuple[str, int]:
-    sku = item.get("sku") if isinstance(item, dict) else None
-    quantity = item.get("quantity") if isinstance(item, dict) else None
-    if not isinstance(sku, str) or not sku:
-        raise BadRequest(f'expected an object like {{"sku": "MUG", "quantity": 1}}, got {item!r}')
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < minimum:
-        raise BadRequest(f'"quantity" of {sku!r} must be an integer >= {minimum}')
-    return sku, quantity
 
 
 def _merge(pairs: Any) -> dict[str, int]:
