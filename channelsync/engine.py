@@ -22,16 +22,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync import ledger, planner, pushing, rules
+from channelsync import deferrals, ledger, planner, pushing, rules
 from channelsync.config import ChannelConfig, Config
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.connector import ChannelListing, Connector, ListingProblem, OrderPage
 from channelsync.db import channel_lock
-from channelsync.errors import ChannelError, ChannelSyncError, Interrupted, ThrottledError
+from channelsync.errors import (
+    ChannelError,
+    ChannelSyncError,
+    Deferred,
+    Interrupted,
+    ThrottledError,
+)
 from channelsync.events import EventBus
 from channelsync.ledger import ApplyResult, state_t
 from channelsync.models import utcnow
-from channelsync.ratelimit import TokenBucket
+from channelsync.ratelimit import TokenBucket, human_wait
 from channelsync.registry import load_connector
 from channelsync.retry import RetryPolicy
 
@@ -57,6 +63,8 @@ class ChannelReport:
     drift: int = 0
     error: str = ""
     busy: bool = False  # another process holds this channel
+    # calls a rate limit left for a later cycle: what ("orders", ...) -> seconds until allowed
+    deferred: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +75,7 @@ class ChannelReport:
             "stale_compares": self.stale_compares,
             "listings": self.listings, "unmapped": self.unmapped, "drift": self.drift,
             "conflicts_opened": self.apply.conflicts, "error": self.error, "busy": self.busy,
+            "deferred": {what: round(wait, 1) for what, wait in self.deferred.items()},
         }
 
 
@@ -144,7 +153,7 @@ class SyncEngine:
         def attempt() -> Any:
             bucket.acquire()
             started = time.monotonic()
-            outcome = "error"
+            outcome: str | None = "error"
             try:
                 result = fn()
                 outcome = "ok"
@@ -152,11 +161,20 @@ class SyncEngine:
             except ThrottledError:
                 outcome = "throttled"
                 raise
+            except Deferred:
+                outcome = None  # the connector did not call the channel
+                raise
             finally:
-                self.events.emit("api_call", channel=channel.name, operation=operation,
-                                 outcome=outcome, seconds=time.monotonic() - started)
+                if outcome is not None:
+                    self.events.emit("api_call", channel=channel.name, operation=operation,
+                                     outcome=outcome, seconds=time.monotonic() - started)
 
-        return self.retry.call(attempt)
+        try:
+            return self.retry.call(attempt)
+        except Deferred as exc:
+            exc.channel = exc.channel or channel.name
+            exc.what = exc.what or deferrals.WHAT.get(operation, operation)
+            raise
 
     def close(self) -> None:
         for connector in self._connectors.values():
@@ -218,6 +236,9 @@ class SyncEngine:
             log.info("%s: stopping; what was committed stays, the rest comes next time",
                      channel.name)
             return set()
+        except Deferred as exc:
+            self._defer(channel, report, exc)
+            return set()
         except ChannelSyncError as exc:
             report.error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a connector bug must not stop the other channels
@@ -229,6 +250,26 @@ class SyncEngine:
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
                 last_error=report.error[:1000], last_error_at=self.clock()))
         return set()
+
+    def _defer(self, channel: ChannelConfig, report: ChannelReport, exc: Deferred) -> None:
+        """A call a rate limit left for later: recorded (``status`` shows it), not a failure."""
+        what = exc.what or "calls"
+        with self.db.begin() as conn:
+            deferrals.defer(conn, channel.name, what, self.clock(), exc.wait)
+        report.deferred[what] = exc.wait
+        log.info("%s: %s deferred to a later cycle: %s", channel.name, what, exc)
+
+    def _waiting(self, channel: ChannelConfig, report: ChannelReport, what: str) -> bool:
+        """True (and noted in the report) while ``what`` is deferred for this channel."""
+        now = self.clock()
+        with self.db.connect() as conn:
+            until = deferrals.pending(conn, channel.name, now).get(what)
+        if until is None:
+            return False
+        report.deferred[what] = (until - now).total_seconds()
+        log.debug("%s: %s deferred for %s more", channel.name, what,
+                  human_wait(report.deferred[what]))
+        return True
 
     def pull(self, channel: ChannelConfig, report: ChannelReport) -> set[str]:
         """Pull every page changed since the cursor (minus the overlap) and apply it."""
@@ -248,6 +289,8 @@ class SyncEngine:
                 report.apply.applied += again.applied
                 report.apply.touched |= again.touched
                 report.apply.conflicts += again.conflicts
+        if self._waiting(channel, report, "orders"):
+            return report.apply.touched
         lookback = channel.lookback_days if channel.lookback_days is not None \
             else self.config.daemon.lookback_days
         since = started - timedelta(days=lookback) if cursor is None \
@@ -277,6 +320,7 @@ class SyncEngine:
         with self.db.begin() as conn:
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
                 pull_started_at=started, pulled_at=self.clock(), last_error=""))
+            deferrals.clear(conn, channel.name, "orders", self.clock())
         log.info("%s: pulled %d lines (%d applied, %d pending, %d bad)", channel.name,
                  report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
         self.events.emit("pull_done", channel=channel.name, lines=report.pulled - before[0],
@@ -347,6 +391,8 @@ class SyncEngine:
         unit back on sale, so it counts as drift only once two reads at least the
         channel's overlap apart showed the same.
         """
+        if self._waiting(channel, report, "listings"):
+            return
         found = self._read(channel, report)
         if found.mismatched:
             first = {d.channel_sku: d for d in found.mismatched}
@@ -389,6 +435,7 @@ class SyncEngine:
             report.unmapped = pushing.unmapped(conn, channel.name)
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
                 reconciled_at=self.clock(), discovered_at=self.clock()))
+            deferrals.clear(conn, channel.name, "listings", self.clock())
         report.listings = len(listings)
         if report.unmapped:
             log.warning("%s: %d channel SKUs map to nothing in the ledger: %s", channel.name,

@@ -56,6 +56,25 @@ class ThrottledError(RetriableChannelError):
     """The channel said 'too many requests'."""
 
 
+class Deferred(RetriableChannelError):
+    """A call that would first wait longer than a cycle should (a client-side rate limit, a
+    channel asking us to come back in minutes) is not made now: the next cycle makes it.
+
+    Not retried within the cycle and not a failure: nothing was sent. ``wait`` is how many
+    seconds until the call is allowed; ``what`` is what it was for, in a seller's words
+    (``orders``, ``quantities``, ``listings``), filled in by the engine.
+    """
+
+    def __init__(
+        self, message: str, *, wait: float, channel: str = "", operation: str = "",
+        what: str = "",
+    ) -> None:
+        super().__init__(message, channel=channel, retry_after=wait)
+        self.wait = wait
+        self.operation = operation
+        self.what = what
+
+
 class PermanentChannelError(ChannelError):
     """Trying again will not help: bad credentials, a rejected item, a listing that is gone."""
 

@@ -71,6 +71,8 @@ class ChannelState(SQLModel, table=True):
     last_error_at: datetime | None = _ts()
     stale_compares: int = 0  # writes refused by compare-and-set (the channel changed first)
     stale_at: datetime | None = _ts()
+    # JSON {"orders": iso time, ...}: calls a rate limit deferred, and when they are allowed
+    deferred: str = Field(default="{}", sa_column_kwargs={"server_default": "{}"})
 
 
 class Listing(SQLModel, table=True):

@@ -22,7 +22,12 @@ from channelsync.connector import (
     PushItem,
     PushResult,
 )
-from channelsync.errors import ChannelSyncError, PermanentChannelError, RetriableChannelError
+from channelsync.errors import (
+    ChannelSyncError,
+    Deferred,
+    PermanentChannelError,
+    RetriableChannelError,
+)
 from channelsync.ledger import chunks, kit_t, line_t, sku_t, state_t
 from channelsync.planner import listing_t, outbox_t, targets
 
@@ -38,6 +43,7 @@ class PushOutcome:
     pushed: int = 0
     failed: int = 0
     held: int = 0
+    deferred: int = 0  # not sent: a rate limit left them for a later cycle
     stale: int = 0  # refused by compare-and-set: the channel changed first; retried
     stale_listings: list[int] = field(default_factory=list)  # ...whose channel said what it shows
     stale_skus: set[str] = field(default_factory=set)  # their master SKUs
@@ -90,9 +96,36 @@ def _due(
             settled.append(row["id"])
     for chunk in chunks(settled):
         conn.execute(outbox_t.delete().where(outbox_t.c.id.in_(chunk)))
+    due = _settle_shown(conn, channel, due, now)
     watermark = conn.execute(
         sa.select(state_t.c.pull_started_at).where(state_t.c.name == channel)).scalar()
     return due, watermark
+
+
+def _settle_shown(
+    conn: Connection, channel: str, due: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Record as pushed, without a call, never-pushed listings the channel shows at their
+    target; return the other rows.
+
+    The plan compares a target with what was last pushed, so a listing nothing was pushed
+    to yet is planned even when the read that found it showed the target. Sending that
+    same number costs a slot of a batch (eBay: four listings a call) and one of the
+    listing's daily revisions. Only a read no order line of the listing has changed since
+    is trusted; when one has, the write goes out as before.
+    """
+    candidates = [r for r in due if r["last_pushed"] is None and r["believed"] == r["target"]]
+    if not candidates:
+        return due
+    expected = expected_quantities(conn, channel, candidates)
+    shown = {r["id"] for r in candidates if expected[r["listing_id"]] == r["target"]}
+    for row in due:
+        if row["id"] in shown:
+            _succeeded(conn, channel, row, PushResult(row["channel_sku"], True), now)
+    if shown:
+        log.info("%s: %d new listings already show their target; nothing sent for them",
+                 channel, len(shown))
+    return [r for r in due if r["id"] not in shown]
 
 
 def expected_quantities(
@@ -203,6 +236,10 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
                     outcome.stale_skus.add(row["sku"])
                     if result.observed is not None:
                         outcome.stale_listings.append(row["listing_id"])
+                elif isinstance(result.error, Deferred):
+                    _deferred(conn, row, result.error, engine.clock())
+                    outcome.deferred += 1
+                    outcome.error = outcome.error or result.error
                 else:
                     _failed(engine, conn, channel.name, row, result)
                     outcome.failed += 1
@@ -241,6 +278,12 @@ def _succeeded(
     conn.execute(outbox_t.delete().where(outbox_t.c.id == row["id"],
                                          outbox_t.c.version == row["version"]))
     resolve_conflicts(conn, "push_failed", [f"{channel}:{row['channel_sku']}"], now)
+
+
+def _deferred(conn: Connection, row: dict[str, Any], error: Deferred, now: datetime) -> None:
+    """Not sent: a rate limit left it for a later cycle. Not a failed attempt."""
+    conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
+        next_attempt_at=now + timedelta(seconds=error.wait), last_error=str(error)[:500]))
 
 
 def _stale(

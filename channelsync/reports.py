@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from channelsync import planner
+from channelsync import deferrals, planner
 from channelsync.config import Config
 from channelsync.conflicts import list_conflicts
 from channelsync.ledger import line_t, mov_t, res_t, sku_t, state_t
@@ -48,6 +48,11 @@ def status(conn: Connection, config: Config, now: datetime) -> dict[str, Any]:
             "unmapped": unmapped(conn, channel.name),
             "last_error": state.get("last_error") or None,
             "last_error_at": _iso(state.get("last_error_at")),
+            # calls a rate limit deferred: what -> when allowed, and in how many seconds
+            "deferred": {what: {"until": until.isoformat(),
+                                "in_s": round((until - now).total_seconds(), 1)}
+                         for what, until in deferrals.parse(state.get("deferred")).items()
+                         if until > now},
         })
     totals = conn.execute(sa.select(
         sa.func.count(), sa.func.coalesce(sa.func.sum(sku_t.c.on_hand), 0),

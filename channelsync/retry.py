@@ -1,7 +1,8 @@
 """The one retry policy: exponential backoff with jitter and a cap, honouring Retry-After.
 
 Only ``RetriableChannelError`` is retried; connectors tune the numbers through
-config, never the logic.
+config, never the logic. A channel that asks us to come back later than ``defer_after``
+seconds is not waited for within the cycle: the call is ``Deferred`` to a later one.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from channelsync.errors import RetriableChannelError
+from channelsync.errors import Deferred, RetriableChannelError
+from channelsync.ratelimit import DEFER_AFTER, human_wait
 
 T = TypeVar("T")
 
@@ -25,9 +27,11 @@ class RetryPolicy:
         initial: float = 0.5,
         max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        defer_after: float = DEFER_AFTER,
     ) -> None:
         self.attempts = attempts
         self.max_wait = max_wait
+        self.defer_after = defer_after
         self._backoff = wait_exponential_jitter(multiplier=initial, max=max_wait, jitter=initial)
         self._sleep = sleep
 
@@ -42,13 +46,29 @@ class RetryPolicy:
 
     def call(self, fn: Callable[[], T]) -> T:
         retrying = Retrying(
-            retry=retry_if_exception_type(RetriableChannelError),
+            retry=retry_if_exception(self._worth_waiting),
             stop=stop_after_attempt(self.attempts),
             wait=self.wait,
             sleep=self._sleep,
             reraise=True,
         )
-        return retrying(fn)
+        try:
+            return retrying(fn)
+        except Deferred:
+            raise
+        except RetriableChannelError as exc:
+            if not self._too_long(exc):
+                raise
+            wait = float(exc.retry_after or 0)
+            raise Deferred(f"{exc} (the channel asks us to wait {human_wait(wait)})",
+                           wait=wait, channel=exc.channel) from exc
+
+    def _worth_waiting(self, exc: BaseException) -> bool:
+        return (isinstance(exc, RetriableChannelError) and not isinstance(exc, Deferred)
+                and not self._too_long(exc))
+
+    def _too_long(self, exc: RetriableChannelError) -> bool:
+        return exc.retry_after is not None and exc.retry_after > self.defer_after
 
     def delay_after(self, failures: int) -> float:
         """How long to park a push that failed ``failures`` times in a row."""

@@ -62,16 +62,23 @@ def settings(**values: Any) -> AmazonSettings:
 
 
 class Sleeps(list[float]):
-    """Records the waits asked for, without waiting."""
+    """Records the waits asked for, without waiting; ``now`` is a clock they move."""
+
+    elapsed = 0.0
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+        self.elapsed += seconds
+
+    def now(self) -> float:
+        return self.elapsed
 
 
 def make(endpoint: str = "", sleep: Callable[[float], None] | None = None,
          **values: Any) -> AmazonConnector:
-    return AmazonConnector("amz", settings(**values), endpoint=endpoint,
-                           sleep=Sleeps() if sleep is None else sleep)
+    sleep = Sleeps() if sleep is None else sleep
+    time_: dict[str, Any] = {"monotonic": sleep.now} if isinstance(sleep, Sleeps) else {}
+    return AmazonConnector("amz", settings(**values), endpoint=endpoint, sleep=sleep, **time_)
 
 
 @pytest.fixture

@@ -38,11 +38,12 @@ from sp_api.base.exceptions import (  # type: ignore[import-untyped]
 )
 
 from connectors.amazon._emulator_feeds import message_errors, parse_feed
-from connectors.amazon.emulator import AmazonEmulator
+from connectors.amazon.emulator import UNLIMITED_RATE, AmazonEmulator
 
 REFERENCE = Path(__file__).parent / "reference" / "amazon-sp-api"
 US = "ATVPDKIKX0DER"
 SELLER = "A2EMULATORSELLER"
+NO_LIMIT = f"{UNLIMITED_RATE:g}"  # what the rate header states with rate limits off
 CREDENTIALS = {"refresh_token": "Atzr|IwEBtest-refresh-token",
                "lwa_app_id": "amzn1.application-oa2-client.0123456789abcdef",
                "lwa_client_secret": "amzn1.oa2-cs.v1.0123456789abcdef"}
@@ -291,7 +292,7 @@ def test_search_orders_answers_the_2026_model(
     datasets = "FULFILLMENT,CANCELLATION,PROCEEDS,BUYER"
     answer = raw.get("/orders/2026-01-01/orders", params={
         "lastUpdatedAfter": LONG_AGO, "marketplaceIds": US, "includedData": datasets})
-    assert answer.status_code == 200 and answer.headers["x-amzn-RateLimit-Limit"] == "0.0056"
+    assert answer.status_code == 200 and answer.headers["x-amzn-RateLimit-Limit"] == NO_LIMIT
     assert_model(answer.json(), "orders_2026-01-01.json", "SearchOrdersResponse")
     orders = {o["orderId"]: o for o in answer.json()["orders"]}
     assert orders[first]["fulfillment"] == {"fulfillmentStatus": "PENDING",
@@ -308,7 +309,7 @@ def test_search_orders_answers_the_2026_model(
     assert_model(one.json(), "orders_2026-01-01.json", "GetOrderResponse")
     library = search(client(Orders, emulator, version="2026-01-01"))
     assert sorted(o["orderId"] for o in library.orders) == sorted([first, second])
-    assert library.headers["x-amzn-RateLimit-Limit"] == "0.0056"
+    assert library.headers["x-amzn-RateLimit-Limit"] == NO_LIMIT
 
 
 def test_search_orders_parameters_are_checked(emulator: AmazonEmulator, clock: Clock) -> None:
@@ -452,7 +453,7 @@ def test_orders_v0_pages_and_items(
     assert_model(page.json(), "ordersV0.json", "GetOrdersResponse")
     items = raw.get(f"/orders/v0/orders/{first}/orderItems")
     assert_model(items.json(), "ordersV0.json", "GetOrderItemsResponse")
-    assert items.headers["x-amzn-RateLimit-Limit"] == "0.5"
+    assert items.headers["x-amzn-RateLimit-Limit"] == NO_LIMIT
     v0 = client(Orders, emulator)
     one = v0.get_orders(LastUpdatedAfter=LONG_AGO, MaxResultsPerPage=1)
     assert [o["OrderStatus"] for o in one.Orders] == ["Unshipped"] and one.next_token
@@ -480,7 +481,7 @@ def test_get_listings_item_answers_the_model(
     path = f"/listings/2021-08-01/items/{SELLER}"
     for sku, code in (("MUG", "DEFAULT"), ("FBA-MUG", "AMAZON_NA")):
         answer = raw.get(f"{path}/{sku}", params={"marketplaceIds": US, "includedData": data})
-        assert answer.status_code == 200 and answer.headers["x-amzn-RateLimit-Limit"] == "5"
+        assert answer.status_code == 200 and answer.headers["x-amzn-RateLimit-Limit"] == NO_LIMIT
         assert_model(answer.json(), "listingsItems_2021-08-01.json", "Item")
         assert answer.json()["fulfillmentAvailability"][0]["fulfillmentChannelCode"] == code
     items = client(ListingsItems, emulator)
@@ -645,7 +646,7 @@ def test_feed_answers_match_the_model_and_report_is_gzip(
 ) -> None:
     listing(control, "MUG", 5)
     created = raw.post("/feeds/2021-06-30/documents", json={"contentType": "application/json"})
-    assert created.status_code == 201 and created.headers["x-amzn-RateLimit-Limit"] == "0.5"
+    assert created.status_code == 201 and created.headers["x-amzn-RateLimit-Limit"] == NO_LIMIT
     assert_model(created.json(), "feeds_2021-06-30.json", "CreateFeedDocumentResponse")
     document = {"header": {"sellerId": SELLER, "version": "2.0", "report": {
         "includedData": ["fulfillmentAvailability"], "apiVersion": "2021-08-01"}},
@@ -800,6 +801,16 @@ def test_rate_limits_per_operation(start: Callable[..., AmazonEmulator], clock: 
     lwa_cache.cache.clear()  # the library would reuse the first emulator's token otherwise
     assert search(client(Orders, faster, version="2026-01-01")).headers[
         "x-amzn-RateLimit-Limit"] == "0.056"
+
+
+def test_without_rate_limits_the_header_says_so(start: Callable[..., AmazonEmulator]) -> None:
+    """A client that follows the header (the connector does) must not hold back for limits
+    the emulator does not apply: that stalled the demo for minutes a cycle."""
+    unlimited = start(rate_limits=False)
+    orders = client(Orders, unlimited, version="2026-01-01")
+    for _ in range(25):  # more than searchOrders' burst of 20: none is throttled
+        assert search(orders).headers["x-amzn-RateLimit-Limit"] == NO_LIMIT
+    assert unlimited.stats()["throttled"] == 0
 
 
 def test_injected_faults_include_bodiless_5xx(

@@ -72,3 +72,53 @@ def test_sales_cross_between_woocommerce_and_amazon(
         assert shows(amazon)["FBA-MUG"] == 30  # FBA: never written
     finally:
         app.close()
+
+
+def test_amazon_order_budget_spent_defers_the_pull_not_the_cycle(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """searchOrders allows a burst of 20, then one call about every three minutes. Past the
+    burst, a cycle must not sit in the rate limit: the pull is deferred (logged once, shown
+    by status), a WooCommerce sale still reaches Amazon, and an increase to Amazon waits
+    until its orders were pulled again (echo-safe)."""
+    from channelsync.reports import status
+
+    with WooCommerceEmulator(consumer_key="ck_x", consumer_secret="cs_x") as shop, \
+            AmazonEmulator(seller_id="A2SELLER", rate_limits=True) as amazon:
+        for emulator in (shop, amazon):
+            httpx.post(f"{emulator.url}/_sandbox/listings", json={"sku": "MUG", "quantity": 0})
+        app = App(parse_config(CONFIG.format(shop=shop.url, amazon=amazon.url), env={}))
+        app.__dict__["db"] = engine
+        try:
+            app.set_stock([StockRow("MUG", 10)], reason="count")
+            app.engine.sync(["shop"])
+            caplog.set_level("INFO", logger="channelsync.engine")
+            cycles = 0
+            while cycles < 25:
+                cycles += 1
+                (report,) = app.engine.sync(["amazon"])
+                if report.deferred:
+                    break
+            searches = amazon.stats()["requests"]["searchOrders"]
+            assert searches == 20 and cycles == 21  # the burst, then deferred
+            assert amazon.stats()["throttled"] == 0  # held back before Amazon had to say so
+            assert 170 < report.deferred["orders"] <= 180 and not report.error
+            assert shows(amazon)["MUG"] == 10
+            httpx.post(f"{shop.url}/_sandbox/orders",
+                       json={"lines": [{"sku": "MUG", "quantity": 2}]}).raise_for_status()
+            reports = {r.channel: r for r in app.engine.sync()}
+            assert shows(amazon)["MUG"] == 8  # the webshop's sale reached Amazon regardless
+            assert "orders" in reports["amazon"].deferred
+            assert amazon.stats()["requests"]["searchOrders"] == searches  # not asked again
+            app.adjust_stock("MUG", 5, reason="delivery")
+            app.engine.sync()
+            assert shows(shop)["MUG"] == 13
+            assert shows(amazon)["MUG"] == 8  # an increase waits for Amazon's orders
+            with engine.connect() as conn:
+                channels = {c["name"]: c for c in status(conn, app.config,
+                                                         app.now())["channels"]}
+            assert 160 < channels["amazon"]["deferred"]["orders"]["in_s"] <= 180
+            deferrals = [r for r in caplog.records if "deferred to a later cycle" in r.message]
+            assert len(deferrals) == 1 and "next call allowed in 2m5" in deferrals[0].message
+        finally:
+            app.close()

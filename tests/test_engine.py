@@ -465,3 +465,62 @@ def test_a_long_wait_inside_a_connector_ends_when_stopping(
             ledger.state_t.c.name == "a")).mappings().one()
     assert state["cursor"] is None and state["last_error"] == ""
     sync.close()
+
+
+def test_a_deferred_pull_waits_for_its_time_and_pushes_still_go_out(
+    engine: Engine, clock: Clock
+) -> None:
+    """A rate limit that would make a pull wait minutes defers it: the cycle goes on, a
+    sale elsewhere still reaches the channel, and the pull is made once it is allowed."""
+    from channelsync.errors import Deferred
+    from channelsync.reports import status
+
+    sync, config = make(engine, clock)
+    a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
+    a.quantities["MUG"] = b.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=5)
+    sync.sync()
+    b.sell(("MUG", 2))
+    a.fail_next = [Deferred("searchOrders: rate limit", wait=60, operation="searchOrders")]
+    reports = {r.channel: r for r in sync.sync()}
+    assert reports["a"].deferred == {"orders": 60} and not reports["a"].error
+    assert a.quantities["MUG"] == 3  # b's sale reached a: pushes went out
+    assert sync.sleeps == []  # type: ignore[attr-defined]  # nothing waited for
+    with engine.connect() as conn:
+        shown = {c["name"]: c for c in status(conn, config, clock())["channels"]}
+    assert shown["a"]["deferred"]["orders"]["in_s"] == 60 and shown["a"]["last_error"] is None
+    pulls = a.pulls
+    clock.tick(30)
+    a.sell(("MUG", 1))
+    reports = {r.channel: r for r in sync.sync()}
+    assert a.pulls == pulls  # not asked again before its time
+    assert reports["a"].deferred == {"orders": 30}
+    clock.tick(31)
+    reports = {r.channel: r for r in sync.sync()}
+    assert a.pulls > pulls and reports["a"].deferred == {}
+    assert b.quantities["MUG"] == 2  # a's sale, pulled now, reached b
+    with engine.connect() as conn:
+        shown = {c["name"]: c for c in status(conn, config, clock())["channels"]}
+    assert shown["a"]["deferred"] == {}
+    check_invariants(engine)
+
+
+def test_a_deferred_push_is_not_a_failed_attempt(engine: Engine, clock: Clock) -> None:
+    from channelsync.errors import Deferred
+
+    sync, config = make(engine, clock)  # push_attempts = 2
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=5)
+    for _ in range(3):
+        a.push_errors = [Deferred("createFeed: rate limit", wait=120)]
+        (report,) = sync.sync(["a"])
+        assert report.deferred == {"quantities": 120} and not report.error
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(outbox_t)).mappings().one()
+        assert row["attempts"] == 0 and row["next_attempt_at"] == clock() + timedelta(
+            seconds=120)
+        clock.tick(121)
+    assert open_conflicts(engine) == []  # three deferrals are no failure
+    (report,) = sync.sync(["a"])
+    assert a.quantities["MUG"] == 5 and report.pushed == 1

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from channelsync.errors import PermanentChannelError, RetriableChannelError, ThrottledError
-from channelsync.ratelimit import TokenBucket
+from channelsync.errors import (
+    Deferred,
+    PermanentChannelError,
+    RetriableChannelError,
+    ThrottledError,
+)
+from channelsync.ratelimit import TokenBucket, human_wait
 from channelsync.retry import RetryPolicy
 
 
@@ -33,10 +38,31 @@ def test_retriable_errors_are_retried_with_growing_waits() -> None:
 
 def test_retry_after_is_honoured_and_capped() -> None:
     sleeps: list[float] = []
-    policy = RetryPolicy(attempts=3, initial=0.1, max_wait=10, sleep=sleeps.append)
-    policy.call(Flaky(ThrottledError("slow", retry_after=7), ThrottledError("x", retry_after=900)))
-    assert 7 <= sleeps[0] < 8
-    assert sleeps[1] == 10
+    policy = RetryPolicy(attempts=3, initial=0.1, max_wait=3, sleep=sleeps.append,
+                         defer_after=5)
+    policy.call(Flaky(ThrottledError("slow", retry_after=2), ThrottledError("x", retry_after=4.5)))
+    assert 2 <= sleeps[0] < 2.5
+    assert sleeps[1] == 3  # capped at max_wait
+
+
+def test_a_channel_asking_for_minutes_defers_the_call_instead_of_waiting() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(attempts=4, initial=0.1, sleep=sleeps.append, defer_after=5)
+    flaky = Flaky(ThrottledError("throttled", channel="shop", retry_after=171))
+    with pytest.raises(Deferred) as deferred:
+        policy.call(flaky)
+    assert flaky.calls == 1 and sleeps == []  # not retried, not slept on
+    assert deferred.value.wait == 171 and deferred.value.channel == "shop"
+    assert "2m51s" in str(deferred.value)
+
+
+def test_a_deferred_call_is_not_retried() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(attempts=4, sleep=sleeps.append)
+    flaky = Flaky(Deferred("rate limit", wait=60))
+    with pytest.raises(Deferred):
+        policy.call(flaky)
+    assert flaky.calls == 1 and sleeps == []
 
 
 def test_permanent_errors_and_exhaustion_raise_the_channel_error() -> None:
@@ -64,3 +90,34 @@ def test_token_bucket_allows_a_burst_then_paces() -> None:
     now[0] += 10  # idle: the bucket refills up to its burst, no further
     assert [bucket.acquire() for _ in range(3)] == [0, 0, 0]
     assert bucket.acquire() == pytest.approx(0.5)
+
+
+def test_token_bucket_defers_a_long_wait_and_keeps_its_token() -> None:
+    now = [0.0]
+    slept: list[float] = []
+    bucket = TokenBucket(rate=1 / 180, burst=2, clock=lambda: now[0], sleep=slept.append,
+                         defer_after=5, name="searchOrders")
+    assert [bucket.acquire(), bucket.acquire()] == [0, 0]
+    now[0] += 9
+    with pytest.raises(Deferred) as deferred:
+        bucket.acquire()
+    assert slept == []
+    assert deferred.value.wait == pytest.approx(171) and deferred.value.operation == "searchOrders"
+    assert "searchOrders" in str(deferred.value) and "2m51s" in str(deferred.value)
+    now[0] += 168  # 3 s before the token is back: a short wait is slept through
+    assert bucket.acquire() == pytest.approx(3)
+    assert slept == [pytest.approx(3)]
+
+
+def test_token_bucket_without_a_deferral_limit_waits_however_long() -> None:
+    slept: list[float] = []
+    bucket = TokenBucket(rate=0.01, burst=1, clock=lambda: 0.0, sleep=slept.append,
+                         defer_after=None)
+    bucket.acquire()
+    assert bucket.acquire() == pytest.approx(100) and slept == [pytest.approx(100)]
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0.2, "0s"), (40, "40s"), (171, "2m51s"), (3600 + 300, "1h05m")])
+def test_waits_read_as_people_say_them(seconds: float, text: str) -> None:
+    assert human_wait(seconds) == text

@@ -154,10 +154,13 @@ class SpApi:
         store: TokenStore,
         limits: dict[str, RateLimit],
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = http
         self.store = store
-        self._buckets = {op: TokenBucket(lim.rate, lim.burst, sleep=sleep)
+        # A wait of more than a few seconds (searchOrders past its burst: one call every
+        # three minutes) is not slept through: the call is Deferred to a later cycle.
+        self._buckets = {op: TokenBucket(lim.rate, lim.burst, sleep=sleep, clock=clock, name=op)
                          for op, lim in limits.items()}
 
     @property

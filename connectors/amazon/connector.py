@@ -131,6 +131,7 @@ class AmazonConnector:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,  # for rate limits and feed polling
     ) -> None:
         self.name = name
         self.settings = settings
@@ -143,12 +144,12 @@ class AmazonConnector:
                           secrets=_secret_values(settings), transport=transport)
         store = TokenStore()
         token_class = token_client_class(self.token_url, self._http.client, store)
-        self._api = SpApi(self._http, store, USAGE_PLANS, sleep=sleep)
+        self._api = SpApi(self._http, store, USAGE_PLANS, sleep=sleep, clock=monotonic)
         self._clients = make_clients(self.marketplace, _credentials(settings), token_class,
                                      self._http, settings.timeout)
         self._feed = FeedRun(self._api, self._http, self._clients.feeds,
                              self.marketplace.marketplace_id, settings.feed_poll_interval,
-                             settings.feed_timeout, sleep=sleep)
+                             settings.feed_timeout, sleep=sleep, clock=monotonic)
 
     def __repr__(self) -> str:
         return (f"AmazonConnector(name={self.name!r}, "

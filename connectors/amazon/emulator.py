@@ -20,7 +20,9 @@ Amazon (see the Amazon section of channels.md in the shared notes):
   Amazon's and a write to it is refused; `merge` keeps sibling fields such as
   `lead_time_to_ship_max_days`, `replace` drops them;
 - feeds are processed in the background after `feed_delay` seconds into a gzip report;
-- token buckets per operation with Amazon's rates (`x-amzn-RateLimit-Limit` on every answer);
+- token buckets per operation with Amazon's rates (`x-amzn-RateLimit-Limit` on every answer,
+  stating the rate this emulator applies: with rate limits off, `UNLIMITED_RATE`, so that a
+  client that follows the header, as the connector does, does not hold back for nothing);
   injected 5xx are sometimes bodiless, which the library turns into an empty result.
 LWA and `/_storage/` are exempt from injected faults and rate limits. Issued access tokens
 survive `/_sandbox/reset` (the client library caches them for an hour).
@@ -94,6 +96,10 @@ def _secret(value: Any) -> str | None:
         return None
     text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
     return text or None
+
+
+# What the header states when rate limits are off: more calls a second than a client makes.
+UNLIMITED_RATE = 1000.0
 
 
 class AmazonEmulator(Emulator):
@@ -199,8 +205,9 @@ class AmazonEmulator(Emulator):
                      and r.pattern.fullmatch(request.path)), None)
 
     def _rate(self, operation: str) -> float:
+        """The rate this emulator applies to an operation, as its header states it."""
         rate = RATES[operation][0]
-        return rate * self.rate_scale if self.rate_scale > 0 else rate
+        return rate * self.rate_scale if self.rate_scale > 0 else UNLIMITED_RATE
 
     def authenticate(self, request: Request) -> Response | None:
         refusal = self.lwa.refusal(request.headers.get("x-amz-access-token") or "", self._now())
