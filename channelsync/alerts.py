@@ -339,8 +339,8 @@ def _title(row: Mapping[str, Any], prefix: str = "") -> str:
 
 
 def _oversell(row: Mapping[str, Any], d: dict[str, Any]) -> str:
-    orders = [f"- {o.get('channel')} order {o.get('order_id')} ({_units(o.get('quantity'))})"
-              for o in d.get("orders", [])]
+    orders = [f"- {o.get('channel')} order {o.get('order_id')} ({_units(o.get('quantity'))}"
+              f"{' ' + o['held'] if o.get('held') else ''})" for o in d.get("orders", [])]
     return (f"{row['subject']} is oversold: {d.get('reserved')} reserved but "
             f"{d.get('on_hand')} on hand.\nCompeting orders:\n"
             + ("\n".join(orders) or "- (none recorded)"))

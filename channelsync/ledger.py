@@ -407,6 +407,8 @@ def detect_oversell(conn: Connection, skus: Iterable[str], now: datetime) -> lis
 
 
 def _oversell(conn: Connection, sku: str, on_hand: int, reserved: int) -> ConflictRecord:
+    """The conflict, naming the orders that compete for the units: those holding them
+    (reserved) and those whose shipments since the latest count took them off the shelf."""
     rows = conn.execute(
         sa.select(line_t.c.channel, line_t.c.order_id, res_t.c.quantity)
         .join(res_t, res_t.c.line_id == line_t.c.id)
@@ -414,15 +416,57 @@ def _oversell(conn: Connection, sku: str, on_hand: int, reserved: int) -> Confli
         .order_by(line_t.c.changed_at, line_t.c.id)
         .limit(MAX_COMPETING)
     ).all()
-    orders = [{"channel": c, "order_id": o, "quantity": q} for c, o, q in rows]
+    orders = [{"channel": c, "order_id": o, "quantity": q, "held": "reserved"}
+              for c, o, q in rows]
+    orders += _shipped_since_count(conn, sku, MAX_COMPETING - len(orders))
     channels = sorted({o["channel"] for o in orders})
-    names = ", ".join(f"{o['channel']} order {o['order_id']}" for o in orders)
+    names = ", ".join(f"{o['channel']} order {o['order_id']} ({o['quantity']} {o['held']})"
+                      for o in orders) or "none recorded"
     return ConflictRecord(
         kind="oversell", subject=sku, sku=sku,
         message=(f"{sku} is oversold: {reserved} reserved but {on_hand} on hand "
                  f"(competing orders: {names})"),
         detail={"on_hand": on_hand, "reserved": reserved, "orders": orders, "channels": channels},
     )
+
+
+def _shipped_since_count(conn: Connection, sku: str, limit: int) -> list[dict[str, Any]]:
+    """Orders (newest first) whose shipments took units of ``sku`` off the shelf since its
+    latest stock count, from the commit movements (by the movement table's SKU index)."""
+    if limit <= 0:
+        return []
+    counted = sa.select(sku_t.c.counted_at).where(sku_t.c.sku == sku).scalar_subquery()
+    query = (
+        sa.select(mov_t.c.source, -sa.func.sum(mov_t.c.on_hand_delta))
+        .where(mov_t.c.sku == sku, mov_t.c.kind == "commit",
+               sa.or_(counted.is_(None), mov_t.c.created_at >= counted))
+        .group_by(mov_t.c.source)
+        .order_by(sa.func.max(mov_t.c.id).desc())
+        .limit(limit)
+    )
+    shipped: dict[tuple[str, str], int] = {}
+    for source, units in conn.execute(query):
+        line = _line_of(conn, source)
+        if line is not None:
+            shipped[line] = shipped.get(line, 0) + int(units)
+    return [{"channel": c, "order_id": o, "quantity": q, "held": "shipped"}
+            for (c, o), q in shipped.items()]
+
+
+def _line_of(conn: Connection, source: str) -> tuple[str, str] | None:
+    """(channel, order id) of an order movement's source, ``channel:order:line:vN``. Order
+    and line ids may hold colons themselves: each split is looked up by the unique key."""
+    channel, _, rest = source.partition(":")
+    rest = rest.rpartition(":v")[0]
+    parts = rest.split(":")
+    for cut in range(1, len(parts)):
+        order_id, line_id = ":".join(parts[:cut]), ":".join(parts[cut:])
+        found = conn.execute(sa.select(line_t.c.id).where(
+            line_t.c.channel == channel, line_t.c.order_id == order_id,
+            line_t.c.line_id == line_id)).first()
+        if found is not None:
+            return channel, order_id
+    return None
 
 
 def advance_cursor(conn: Connection, channel: str, to: datetime) -> None:

@@ -157,6 +157,36 @@ def test_oversell_raises_one_conflict_naming_the_orders(engine: Engine) -> None:
     assert open_conflicts(engine, "oversell") == []
 
 
+def test_an_oversell_by_shipped_units_names_the_orders_that_shipped_them(
+    engine: Engine,
+) -> None:
+    """Shipped units hold no reservation: an oversell they cause must still name them
+    (it once read "0 reserved but -1 on hand (competing orders: )")."""
+    count(engine, MUG=5)
+    apply(engine, "a", snap("old", qty=5, t=1, shipped=5, status="completed"))
+    count(engine, now=2000, MUG=1)  # a new count: what shipped before it is not named
+    with engine.begin() as conn:
+        conn.execute(ledger.kit_t.insert().values(kit_sku="MUG-2PACK", component_sku="MUG",
+                                                  quantity=2))
+    shop_order = "gid://shopify/Order/7"  # ids may hold colons
+    apply(engine, "shop", snap(shop_order, line="gid://shopify/LineItem/1", qty=1, t=3000,
+                               shipped=1, status="fulfilled"), now=3000)
+    apply(engine, "b", snap("B9", sku="MUG-2PACK", qty=1, t=3001, shipped=1,
+                            status="completed"), now=3001)
+    assert stock_of(engine) == (-2, 0)
+    (conflict,) = open_conflicts(engine, "oversell")
+    assert "0 reserved but -2 on hand" in conflict["message"]
+    assert f"shop order {shop_order} (1 shipped)" in conflict["message"]
+    assert "b order B9 (2 shipped)" in conflict["message"]
+    names = [(o["channel"], o["order_id"], o["quantity"], o["held"])
+             for o in conflict["detail"]["orders"]]
+    assert names == [("b", "B9", 2, "shipped"), ("shop", shop_order, 1, "shipped")]
+    apply(engine, "c", snap("C1", qty=1, t=3002), now=3002)  # and one holding a unit
+    (conflict,) = open_conflicts(engine, "oversell")
+    assert "c order C1 (1 reserved)" in conflict["message"]
+    check_invariants(engine)
+
+
 def test_ignored_lines_hold_nothing(engine: Engine) -> None:
     count(engine, MUG=5)
     apply(engine, "amazon", snap("1", qty=2, t=1, ignore=True))
