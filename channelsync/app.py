@@ -6,17 +6,20 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from channelsync import ledger, planner, stock
 from channelsync.config import Config
 from channelsync.db import open_ledger_engine
-from channelsync.engine import SyncEngine
+from channelsync.engine import ChannelReport, SyncEngine
 from channelsync.events import EventBus
 from channelsync.ledger import ApplyResult
 from channelsync.models import utcnow
+
+if TYPE_CHECKING:
+    from channelsync.alerts import AlertRun
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,33 @@ class App:
     def engine(self) -> SyncEngine:
         return SyncEngine(self.config, self.db, clock=self.now, events=self.events)
 
+    def sync(
+        self, names: Sequence[str] | None = None, *, read_back: bool = True
+    ) -> list[ChannelReport]:
+        """One cycle now, then the alerts it made due (``sync`` and timers run this; the
+        daemon runs cycles and sends alerts on threads of its own)."""
+        try:
+            return self.engine.sync(names, read_back=read_back)
+        finally:
+            self.send_alerts()
+
+    def send_alerts(self) -> AlertRun | None:
+        """Send what is due to ``[alerts] urls``: each conflict once while open, again after
+        ``repeat_interval``, and a resolved notice; the rule lives in the ledger, so a
+        command, a timer and the daemon never send one twice. Never raises."""
+        if not self.config.alerts.urls:
+            return None
+        from channelsync.alerts import AlertDispatcher  # apprise is slow to import
+
+        try:
+            run = AlertDispatcher(self.config, self.db, clock=self.now).run_once()
+        except Exception:  # an alert that cannot go out must not fail the command
+            log.exception("sending alerts failed; the next command or the daemon retries")
+            return None
+        if run.failed:
+            log.warning("alerts: %d could not be delivered (retried next time)", run.failed)
+        return run
+
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.close()
@@ -54,18 +84,21 @@ class App:
         with self.db.begin() as conn:
             opened = stock.set_stock(conn, rows, now=self.now(), reason=reason, kind=kind)
         self.settle({r.sku for r in rows})
+        self.send_alerts()
         return opened
 
     def adjust_stock(self, sku: str, delta: int, reason: str) -> tuple[int, list[int]]:
         with self.db.begin() as conn:
             result = stock.adjust_stock(conn, sku, delta, now=self.now(), reason=reason)
         self.settle({sku})
+        self.send_alerts()
         return result
 
     def set_safety_stock(self, sku: str, safety_stock: int) -> None:
         with self.db.begin() as conn:
             stock.set_safety_stock(conn, sku, safety_stock, now=self.now())
         self.settle({sku})
+        self.send_alerts()
 
     def settle(self, skus: Iterable[str]) -> ApplyResult:
         """Apply orders that waited for these SKUs, and plan what the channels should show."""

@@ -146,7 +146,7 @@ def sync(
         names = [channel] if channel else None
         with _progress(as_json, "syncing") as progress:
             application.engine.on_event = progress
-            results = application.engine.sync(names)
+            results = application.sync(names)
         data = [r.as_dict() for r in results]
         if as_json:
             emit({"channels": data, "ok": not any(r.error for r in results)})

@@ -20,6 +20,7 @@ from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
 from channelsync.db import open_ledger_engine
+from tests.alert_receiver import receiver  # noqa: F401 - a fixture for every test module
 
 PG_URL_ENV = "CHANNELSYNC_TEST_PG_URL"
 # Variables through which a developer's real set-up could leak into a test.

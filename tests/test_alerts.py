@@ -6,10 +6,7 @@ import json
 import logging
 import socket
 import threading
-import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from channelsync.conflicts import ConflictRecord, conflict_t, open_conflicts, re
 from channelsync.db import open_ledger_engine
 from channelsync.ledger import kit_t, state_t
 from channelsync.stock import StockRow, set_stock
+from tests.alert_receiver import SECRET, Receiver
 from tests.ledger_helpers import T0, apply, count, snap
 from tests.ledger_helpers import open_conflicts as list_open
 
@@ -44,50 +42,6 @@ consumer_key = "ck_dummy"
 consumer_secret = "cs_dummy"
 """
 HOUR = 3600.0
-SECRET = "S3CRET-token-42"
-
-
-class Receiver:
-    """A webhook endpoint that records every JSON post; ``status`` is what it answers."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.status = 200
-        self.delay = 0.0
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                time.sleep(receiver.delay)
-                if receiver.status == 200:
-                    with receiver._lock:
-                        receiver.posts.append({"path": self.path, **body})
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str = "hook") -> str:
-        return f"json://alerts:{SECRET}@127.0.0.1:{self.port}/{path}/{SECRET}"
-
-    def titles(self) -> list[str]:
-        return [p["title"] for p in self.posts]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
 
 
 def closed_port() -> int:

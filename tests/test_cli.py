@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from channelsync.cli import app
 from connectors.woocommerce.emulator import WooCommerceEmulator
+from tests.alert_receiver import Receiver
 
 CONFIG = """
 [database]
@@ -133,6 +134,33 @@ def test_the_last_unit_sold_on_both_channels_is_one_conflict(seller: Seller) -> 
     seller.run("conflicts", "ack", str(conflicts[0]["id"]))
     assert seller.json("conflicts", "list")["conflicts"][0]["acked_at"]
     seller.run("conflicts", "ack", "999", code=1)
+
+
+def test_sync_and_stock_commands_send_alerts_once_while_open(
+    seller: Seller, receiver: Receiver
+) -> None:
+    """Not only the daemon alerts: a seller who runs sync by hand or from a timer must be
+    told of the oversell it finds, once, and told again when it clears."""
+    seller.config.write_text(f'[alerts]\nurls = ["{receiver.url()}"]\n'
+                             + seller.config.read_text())
+    listings(seller.shop, LAMP=0)
+    listings(seller.outlet, LAMP=0)
+    seller.run("stock", "set", "LAMP", "2")
+    seller.run("sync")
+    seller.run("stock", "set", "LAMP", "1")  # one broke in the warehouse; not pushed yet
+    a = seller.buy(seller.shop, "LAMP")
+    b = seller.buy(seller.outlet, "LAMP")
+    assert receiver.posts == []
+    seller.run("sync")
+    oversells = [p for p in receiver.posts if p["title"] == "channelsync: oversell LAMP"]
+    assert len(oversells) == 1
+    assert f"shop order {a}" in oversells[0]["message"]
+    assert f"outlet order {b}" in oversells[0]["message"]
+    seller.run("sync")
+    assert len([t for t in receiver.titles() if t == "channelsync: oversell LAMP"]) == 1
+    seller.run("stock", "adjust", "LAMP", "2", "--reason", "found two more")
+    assert receiver.titles()[-1] == "channelsync: resolved oversell LAMP"
+    assert SECRET not in json.dumps(seller.json("status"))
 
 
 def test_plan_and_dry_run_show_without_pushing(seller: Seller) -> None:
