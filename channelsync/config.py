@@ -170,10 +170,11 @@ def parse_config(
                     if isinstance(b, dict) and b.get("enabled") is False)
     if require_env:
         problems += [u for u in unset if not u.startswith(waiting)]
-    config = _build(raw, env, problems)
+    warnings = list(unset)
+    config = _build(raw, env, problems, warnings, unset)
     if problems or config is None:
         raise ConfigError(problems, source)
-    return replace(config, source=source, warnings=tuple(unset))
+    return replace(config, source=source, warnings=tuple(warnings))
 
 
 def _expand_env(value: Any, env: Mapping[str, str], where: str, unset: list[str]) -> Any:
@@ -241,7 +242,10 @@ def _message(err: Mapping[str, Any]) -> str:
 _TOP_KEYS = {"database", "daemon", "alerts", "rules", "channel", "kit", "rule"}
 
 
-def _build(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> Config | None:
+def _build(
+    raw: dict[str, Any], env: Mapping[str, str], problems: list[str], warnings: list[str],
+    unset: list[str],
+) -> Config | None:
     for key in raw:
         if key not in _TOP_KEYS:
             expected = ", ".join(sorted(_TOP_KEYS))
@@ -256,6 +260,7 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> 
     rules = _validate(RuleFields, raw.get("rules"), "rules", problems)
     blocks = _table_list(raw, "channel", problems)
     channels = _channels(blocks, problems)
+    _check_connectors(channels, problems, warnings, unset)
     kits = [_validate(KitConfig, k, f"kit[{i}]", problems) for i, k in enumerate(
         _table_list(raw, "kit", problems))]
     sku_rules = [_validate(SkuRule, r, f"rule[{i}]", problems) for i, r in enumerate(
@@ -297,6 +302,66 @@ def _channels(blocks: list[Any], problems: list[str]) -> list[ChannelConfig]:
         if channel is not None and settings is not None:
             channels.append(channel.model_copy(update={"settings": settings}))
     return channels
+
+
+def _check_connectors(
+    channels: list[ChannelConfig], problems: list[str], warnings: list[str], unset: list[str],
+) -> None:
+    """Build each channel's connector (connectors never call their channel when built) so
+    that what only a connector knows (a missing endpoint, a marketplace, a URL it refuses)
+    is found here, with its location, instead of at the first sync. A disabled channel's
+    problems only warn; so do those that may come from a ${ENV} reference not set yet."""
+    from channelsync.registry import load_connector
+
+    for i, channel in enumerate(channels):
+        where = _item("channel", i, channel.model_dump())
+        waiting = {u[len(where) + 1:].partition(":")[0] for u in unset
+                   if u.startswith(f"{where}.")}  # keys still holding "${VAR}"
+        for problem in _connector_problems(load_connector(channel.type), channel, where):
+            key = problem[len(where) + 1:].partition(":")[0] if problem.startswith(
+                f"{where}.") else ""
+            if key and key in waiting:
+                continue  # the value is not known yet: its unset variable is the warning
+            if not channel.enabled:
+                warnings.append(f"{problem} (the channel is disabled)")
+            elif waiting and not key:
+                warnings.append(f"{problem} (perhaps because of an unset variable)")
+            else:
+                problems.append(problem)
+
+
+def _connector_problems(factory: Any, channel: ChannelConfig, where: str) -> list[str]:
+    try:
+        connector = factory(channel.name, channel.settings, endpoint=channel.endpoint)
+    except ConfigError as exc:
+        return [_relocate(problem, channel.name, where) for problem in exc.problems]
+    except Exception as exc:  # a plugin that fails in its own way: say which, keep secrets
+        detail = _without_secrets(f"{type(exc).__name__}: {exc}", channel.settings)
+        return [f"{where}: the {channel.type} connector refused these settings ({detail})"]
+    try:
+        connector.close()
+    except Exception:  # only a check: a connector that cannot close is not a config error
+        pass
+    return []
+
+
+def _relocate(problem: str, name: str, where: str) -> str:
+    """``channel 'shop': endpoint: required`` -> ``channel[0] (shop).endpoint: required``."""
+    prefix = f"channel {name!r}: "
+    if not problem.startswith(prefix):
+        return f"{where}: {problem}"
+    rest = problem[len(prefix):]
+    key, sep, message = rest.partition(": ")
+    if sep and key.isidentifier():
+        return f"{where}.{key}: {message}"
+    return f"{where}: {rest}"
+
+
+def _without_secrets(text: str, settings: Any) -> str:
+    for value in dict(settings or {}).values():
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            text = text.replace(value.get_secret_value(), "***")
+    return text
 
 
 def _cross_check(

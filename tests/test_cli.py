@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel, SecretStr
 from typer.testing import CliRunner
 
 from channelsync.cli import app
@@ -231,7 +232,7 @@ def test_config_check_as_json(tmp_path: Path) -> None:
     runner = CliRunner()
     good = tmp_path / "good.toml"
     good.write_text('[[channel]]\nname = "s"\ntype = "woocommerce"\nconsumer_key = "${K}"\n'
-                    'consumer_secret = "x"\n')
+                    'consumer_secret = "x"\nendpoint = "https://shop.example"\n')
     result = runner.invoke(app, ["config", "check", str(good), "--json"], env={})
     assert result.exit_code == 0
     data = json.loads(result.stdout)
@@ -243,3 +244,93 @@ def test_config_check_as_json(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "check", str(bad), "--json"])
     assert result.exit_code == 2
     assert json.loads(result.stdout)["problems"][0].startswith("rules.percent")
+
+
+def test_config_check_finds_what_only_the_connectors_know(tmp_path: Path) -> None:
+    """A WooCommerce channel without endpoint passed config check and failed at sync."""
+    runner = CliRunner()
+    config = tmp_path / "channels.toml"
+    config.write_text("""
+[[channel]]
+name = "shop"
+type = "woocommerce"
+consumer_key = "ck_x"
+consumer_secret = "cs_x"
+[[channel]]
+name = "amazon"
+type = "amazon"
+endpoint = "ftp://sp-api.example"
+marketplace = "US"
+seller_id = "A2X"
+refresh_token = "Atzr|never-shown"
+lwa_app_id = "app"
+lwa_client_secret = "${AMAZON_SECRET}"
+[[channel]]
+name = "ebay"
+type = "ebay"
+endpoint = "https://user:pw@api.ebay.example"
+token = "t"
+app_id = "a"
+dev_id = "d"
+cert_id = "c"
+[[channel]]
+name = "later"
+type = "woocommerce"
+enabled = false
+consumer_key = "ck_x"
+consumer_secret = "cs_x"
+""")
+    result = runner.invoke(app, ["config", "check", str(config)], env={})
+    assert result.exit_code == 2, result.stdout
+    assert "channel[0] (shop).endpoint: required" in result.stderr
+    assert "channel[1] (amazon).endpoint: must be an http:// or https:// URL" in result.stderr
+    assert "channel[2] (ebay).endpoint" in result.stderr and "no credentials" in result.stderr
+    assert "later" not in result.stderr  # disabled: a warning, and only with no problems
+    assert "never-shown" not in result.stdout + result.stderr
+    data = json.loads(runner.invoke(app, ["config", "check", str(config), "--json"],
+                                    env={}).stdout)
+    assert not data["ok"] and len(data["problems"]) == 3
+    synced = runner.invoke(app, ["--config", str(config), "sync"], env={})
+    assert synced.exit_code == 2 and "channel[0] (shop).endpoint: required" in synced.stderr
+    # Fixed but for the disabled channel: OK, with the disabled channel's problem a warning.
+    text = config.read_text().replace('name = "shop"\n', 'name = "shop"\nendpoint = '
+                                      '"https://shop.example"\n', 1)
+    text = text.replace("ftp://sp-api.example", "https://sp-api.example")
+    config.write_text(text.replace("user:pw@", ""))
+    data = json.loads(runner.invoke(app, ["config", "check", str(config), "--json"],
+                                    env={}).stdout)
+    assert data["ok"], data
+    assert any("channel[3] (later).endpoint: required" in w and "disabled" in w
+               for w in data["warnings"])
+    assert any("AMAZON_SECRET is not set" in w for w in data["warnings"])
+
+
+def test_config_check_reports_a_plugin_that_refuses_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelsync import registry
+
+    monkeypatch.setitem(registry.BUILTIN, "picky", "tests.test_cli:PickyConnector")
+    registry.load_connector.cache_clear()
+    try:
+        config = tmp_path / "channels.toml"
+        config.write_text('[[channel]]\nname = "p"\ntype = "picky"\napi_key = "k-secret-1"\n')
+        result = CliRunner().invoke(app, ["config", "check", str(config)], env={})
+        assert result.exit_code == 2
+        assert "channel[0] (p): the picky connector refused these settings (ValueError: " \
+               "no region for key ***)" in result.stderr
+        assert "k-secret-1" not in result.stderr
+    finally:
+        registry.load_connector.cache_clear()
+
+
+class PickyConnector:
+    """A third-party connector whose constructor fails in its own way."""
+
+    class Settings(BaseModel):
+        api_key: SecretStr
+
+    capabilities = None
+
+    def __init__(self, name: str, settings: Any, *, endpoint: str = "") -> None:
+        raise ValueError(f"no region for key {settings.api_key.get_secret_value()}")

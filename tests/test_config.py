@@ -64,11 +64,13 @@ type = "nope"
 [[channel]]
 name = "shop"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 consumer_key = "k"
 consumer_sekret = "s"
 [[channel]]
 name = "shop"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 consumer_key = "k"
 consumer_secret = "s"
 [[kit]]
@@ -121,6 +123,7 @@ buffer = 2
 [[channel]]
 name = "shop"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 consumer_key = "k"
 consumer_secret = "s"
 [channel.rules]

@@ -29,18 +29,21 @@ healthz_max_cursor_age = 600
 [[channel]]
 name = "a"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 consumer_key = "ck_dummy"
 consumer_secret = "cs_dummy"
 
 [[channel]]
 name = "b"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 consumer_key = "ck_dummy"
 consumer_secret = "cs_dummy"
 
 [[channel]]
 name = "off"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 enabled = false
 consumer_key = "ck_dummy"
 consumer_secret = "cs_dummy"

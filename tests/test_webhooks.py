@@ -21,6 +21,7 @@ CONFIG = f"""
 [[channel]]
 name = "shop"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 consumer_key = "ck_dummy"
 consumer_secret = "cs_dummy"
 webhook_secret = "{SECRET}"
@@ -28,12 +29,14 @@ webhook_secret = "{SECRET}"
 [[channel]]
 name = "quiet"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 consumer_key = "ck_dummy"
 consumer_secret = "cs_dummy"
 
 [[channel]]
 name = "paused"
 type = "woocommerce"
+endpoint = "http://127.0.0.1:9"
 enabled = false
 consumer_key = "ck_dummy"
 consumer_secret = "cs_dummy"

@@ -74,7 +74,7 @@ class TradingClient:
         self.channel = channel
         url = urlsplit(endpoint or DEFAULT_ENDPOINT)
         if url.scheme not in ("http", "https") or not url.netloc or "@" in url.netloc:
-            raise ConfigError([f"channel {channel!r}: endpoint must be an http(s) URL with a "
+            raise ConfigError([f"channel {channel!r}: endpoint: must be an http(s) URL with a "
                                "host and no credentials"])
         self.domain, self.https = url.netloc, url.scheme == "https"
         self._credentials = credentials
