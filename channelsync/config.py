@@ -7,6 +7,7 @@ never reach a log or ``repr``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
@@ -338,10 +339,8 @@ def _connector_problems(factory: Any, channel: ChannelConfig, where: str) -> lis
     except Exception as exc:  # a plugin that fails in its own way: say which, keep secrets
         detail = _without_secrets(f"{type(exc).__name__}: {exc}", channel.settings)
         return [f"{where}: the {channel.type} connector refused these settings ({detail})"]
-    try:
+    with contextlib.suppress(Exception):  # a connector that cannot close: not a config error
         connector.close()
-    except Exception:  # only a check: a connector that cannot close is not a config error
-        pass
     return []
 
 
