@@ -29,11 +29,14 @@ from graphql import (
     is_leaf_type,
     is_list_type,
     parse,
+    specified_rules,
     validate,
 )
 from graphql.language import OperationDefinitionNode
+from graphql.validation import NoDeprecatedCustomRule
 from pydantic import SecretStr, ValidationError
 
+from channelsync.config import parse_config
 from channelsync.connector import (
     BadRecord,
     ChannelListing,
@@ -60,10 +63,13 @@ GRAPHQL = "/admin/api/2026-10/graphql.json"
 SINCE = datetime(2026, 3, 1, 9, 58, 30, 123456, tzinfo=UTC)
 UPDATED = "2026-03-01T10:00:00Z"
 SCHEMA = build_schema((Path(__file__).parents[1] / "connectors/shopify/schema.graphql").read_text())
+RULES = [*specified_rules, NoDeprecatedCustomRule]  # Shopify accepts deprecated fields; we don't
+ONLINE = {"isActive": True, "fulfillsOnlineOrders": True, "isFulfillmentService": False,
+          "shipsInventory": True}
 LOCATIONS = [
-    {"id": "gid://shopify/Location/1", "name": "Shop location", "isPrimary": True,
-     "isActive": True},
-    {"id": "gid://shopify/Location/2", "name": "Warehouse", "isPrimary": False, "isActive": True},
+    {"id": "gid://shopify/Location/1", "name": "Shop location", **ONLINE},
+    {"id": "gid://shopify/Location/2", "name": "Warehouse",
+     **ONLINE, "fulfillsOnlineOrders": False, "shipsInventory": False},
 ]
 
 
@@ -119,7 +125,7 @@ class FakeShop:
         body = json.loads(request.content)
         self.calls.append(body)
         self.requests.append(request)
-        assert validate(SCHEMA, parse(body["query"])) == []
+        assert validate(SCHEMA, parse(body["query"]), rules=RULES) == []
         queue = self.answers[body["operationName"]]
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
         if callable(answer):
@@ -206,6 +212,25 @@ def test_settings_defaults_forbid_unknown_keys_and_mask_the_token() -> None:
                 {"order_page_size": 0}, {"line_page_size": 251}):
         with pytest.raises(ValidationError):
             ShopifySettings.model_validate({"access_token": TOKEN, **bad})
+
+
+@pytest.mark.parametrize("version", ["2025-10", "2024-01", "2025-12"])
+def test_api_versions_without_change_from_quantity_are_refused(version: str) -> None:
+    with pytest.raises(ValidationError, match="changeFromQuantity") as caught:
+        ShopifySettings.model_validate({"access_token": TOKEN, "api_version": version})
+    assert "@idempotent" in str(caught.value) and "2026-01" in str(caught.value)
+    for fine in ("2026-01", "2026-04", "2026-10", "2027-01"):
+        ShopifySettings.model_validate({"access_token": TOKEN, "api_version": fine})
+
+
+def test_an_old_api_version_is_a_config_error_at_its_key() -> None:
+    text = ('[[channel]]\nname = "shop"\ntype = "shopify"\nendpoint = "https://x.example"\n'
+            'access_token = "t"\napi_version = "2025-07"\n')
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, env={})
+    [problem] = caught.value.problems
+    assert problem.startswith("channel[0] (shop).api_version: 2025-07 is too old")
+    assert "changeFromQuantity" in problem and "Value error" not in problem
 
 
 def test_settings_refuse_page_sizes_whose_query_would_cost_over_1000() -> None:
@@ -305,7 +330,7 @@ ALL_QUERIES = [q.orders_query(q.ORDER_PAGE_SIZE, q.LINE_PAGE_SIZE), q.orders_que
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda x: f"{x.name}-{x.cost}")
 def test_every_query_validates_against_the_schema(query: q.Query) -> None:
     document = parse(query.text)
-    assert validate(SCHEMA, document) == []
+    assert validate(SCHEMA, document, rules=RULES) == []
     [operation] = document.definitions
     assert isinstance(operation, OperationDefinitionNode)
     assert operation.name is not None and operation.name.value == query.name
@@ -681,6 +706,52 @@ def test_an_inactive_location_is_refused(shop: FakeShop) -> None:
     shop.on("Locations", locations(LOCATIONS[0], {**LOCATIONS[1], "isActive": False}))
     with pytest.raises(PermanentChannelError, match="not active"):
         connector.push_quantities([PushItem("A", 1, item_gid(1))])
+    assert "includeInactive: true" in shop.calls[0]["query"]  # else Shopify would hide it
+    connector.close()
+
+
+def place(n: int, name: str, **flags: bool) -> dict[str, Any]:
+    return {"id": f"gid://shopify/Location/{n}", "name": name, **ONLINE, **flags}
+
+
+@pytest.mark.parametrize(("rows", "chosen"), [
+    ([place(1, "Shop"), place(2, "Store", fulfillsOnlineOrders=False)], "Shop"),
+    ([place(1, "Old", isActive=False), place(2, "Shop")], "Shop"),
+    ([place(1, "3PL", isFulfillmentService=True), place(2, "Shop", shipsInventory=False)],
+     "Shop"),
+    ([place(1, "Shop"), place(2, "Outlet", shipsInventory=False)], "Shop"),
+    ([place(1, "Shop", shipsInventory=False), place(2, "Outlet"),
+      place(3, "Popup", shipsInventory=False)], "Outlet"),
+])
+def test_the_default_location_is_the_one_that_sells_online(
+    shop: FakeShop, rows: list[dict[str, Any]], chosen: str
+) -> None:
+    connector = make()
+    shop.on("Locations", locations(*rows)).on("Listings", {"productVariants": connection([])})
+    list(connector.read_listings())
+    [wanted] = [row["id"] for row in rows if row["name"] == chosen]
+    assert [v["location"] for v in shop.sent("Listings")] == [wanted]
+    connector.close()
+
+
+@pytest.mark.parametrize(("rows", "problem"), [
+    ([place(1, "Shop"), place(2, "Outlet")], "2 locations fulfil online orders"),
+    ([place(1, "Shop", shipsInventory=False), place(2, "Outlet", shipsInventory=False)],
+     "2 locations fulfil online orders"),
+    ([place(1, "Old", isActive=False), place(2, "Store", fulfillsOnlineOrders=False)],
+     "no active location of the shop fulfils online orders"),
+    ([], "no active location"),
+])
+def test_without_an_obvious_default_the_seller_is_asked_to_set_location(
+    shop: FakeShop, rows: list[dict[str, Any]], problem: str
+) -> None:
+    connector = make()
+    shop.on("Locations", {"locations": connection(rows)})
+    with pytest.raises(PermanentChannelError, match=problem) as caught:
+        list(connector.read_listings())
+    assert "set location" in str(caught.value)
+    assert all(f"'{row['name']}'" in str(caught.value) for row in rows)
+    assert shop.sent("Listings") == []  # nothing read, nothing written at a guessed place
     connector.close()
 
 
@@ -1198,6 +1269,38 @@ def test_emulator_listings_not_stocked_untracked_and_other_locations(
     with pytest.raises(PermanentChannelError, match="'Shop location'.*'Warehouse'"):
         list(nowhere.read_listings())
     for connector in (primary, warehouse, nowhere):
+        connector.close()
+
+
+def test_emulator_a_deactivated_location_is_reported_as_such(
+    emulator: Any, recorder: Recorder, fake_time: FakeTime, control: httpx.Client,
+) -> None:
+    listing(control, "THERE", 7, location="Warehouse")
+    post(control, "/locations", {"name": "Warehouse", "active": False})
+    warehouse = on_emulator(emulator, recorder, fake_time, location="warehouse")
+    with pytest.raises(PermanentChannelError, match="'Warehouse' .* is not active") as caught:
+        warehouse.push_quantities([PushItem("THERE", 3, expected=7)])
+    assert "no location" not in str(caught.value)
+    assert recorder_variables(recorder, "SetQuantities") == []
+    default = on_emulator(emulator, recorder, fake_time)  # the default ignores it
+    assert [x.channel_sku for x in default.read_listings()] == ["THERE"]
+    for connector in (warehouse, default):
+        connector.close()
+
+
+def test_emulator_a_second_online_location_makes_the_seller_choose(
+    emulator: Any, recorder: Recorder, fake_time: FakeTime, control: httpx.Client,
+) -> None:
+    listing(control, "HERE", 4)
+    post(control, "/locations", {"name": "Outlet", "fulfills_online_orders": True})
+    unsure = on_emulator(emulator, recorder, fake_time)
+    with pytest.raises(PermanentChannelError, match="2 locations fulfil online orders"):
+        list(unsure.read_listings())
+    # Shopify's legacy shipping flag settles it, as its deprecation of isPrimary suggests
+    post(control, "/locations", {"name": "Outlet", "ships_inventory": False})
+    settled = on_emulator(emulator, recorder, fake_time)
+    assert {x.channel_sku: x.quantity for x in settled.read_listings()} == {"HERE": 4}
+    for connector in (unsure, settled):
         connector.close()
 
 

@@ -245,17 +245,54 @@ def test_bad_requests_parse_and_validation_errors(client: httpx.Client) -> None:
 def test_shop_and_locations_are_paged(client: httpx.Client) -> None:
     query = """query($after: String) { shop { name myshopifyDomain }
       locations(first: 1, after: $after, query: "active:true") {
-        nodes { id name isActive isPrimary } pageInfo { hasNextPage endCursor } } }"""
+        nodes { id name isActive fulfillsOnlineOrders isFulfillmentService shipsInventory }
+        pageInfo { hasNextPage endCursor } } }"""
     first = data(client, query)
     assert first["shop"]["myshopifyDomain"].endswith(".myshopify.com")
     assert first["locations"]["nodes"] == [
-        {"id": PRIMARY, "name": "Shop location", "isActive": True, "isPrimary": True}]
+        {"id": PRIMARY, "name": "Shop location", "isActive": True, "fulfillsOnlineOrders": True,
+         "isFulfillmentService": False, "shipsInventory": True}]
     assert first["locations"]["pageInfo"]["hasNextPage"] is True
     second = data(client, query, after=first["locations"]["pageInfo"]["endCursor"])
     assert [x["name"] for x in second["locations"]["nodes"]] == ["Warehouse"]
     assert second["locations"]["pageInfo"]["hasNextPage"] is False
     primary = data(client, f'{{ location {{ id }} other: location(id: "{WAREHOUSE}") {{ name }} }}')
     assert primary == {"location": {"id": PRIMARY}, "other": {"name": "Warehouse"}}
+
+
+LOCATIONS = """query($all: Boolean) { locations(first: 10, includeInactive: $all) {
+  nodes { name isActive fulfillsOnlineOrders isFulfillmentService shipsInventory } } }"""
+
+
+def location_names(client: httpx.Client, **variables: Any) -> list[tuple[str, bool]]:
+    nodes = data(client, LOCATIONS, **variables)["locations"]["nodes"]
+    return [(x["name"], x["isActive"]) for x in nodes]
+
+
+def test_locations_come_by_name_and_deactivated_ones_only_when_asked(
+    client: httpx.Client,
+) -> None:
+    mug = listing(client, "MUG", 4, location="Warehouse")
+    annex = client.post("/_sandbox/locations", json={
+        "name": "Annex", "fulfills_online_orders": True, "fulfillment_service": True})
+    assert annex.status_code == 200, annex.text
+    assert annex.json()["location"] == {
+        "id": annex.json()["location"]["id"], "name": "Annex", "active": True,
+        "fulfills_online_orders": True, "ships_inventory": True, "fulfillment_service": True}
+    gone = client.post("/_sandbox/locations", json={"name": "Warehouse", "active": False})
+    assert gone.json()["location"]["active"] is False
+    active = [("Annex", True), ("Shop location", True)]
+    assert location_names(client) == location_names(client, all=False) == active
+    assert location_names(client, all=True) == [*active, ("Warehouse", False)]
+    assert [x["name"] for x in client.get("/_sandbox/locations").json()["locations"]] == [
+        "Shop location", "Warehouse", "Annex"]
+    # a deactivated location stocks nothing any more
+    errors = data(client, SET, key="k", input=set_input(quantity(mug["ref"], 1, 4, WAREHOUSE)))
+    assert [e["code"] for e in errors["inventorySetQuantities"]["userErrors"]] == [
+        "ITEM_NOT_STOCKED_AT_LOCATION"]
+    for bad in ({"name": "Shop location", "active": False}, {"name": "X", "colour": "red"},
+                {"name": "X", "active": "no"}, {"active": True}, ["Annex"]):
+        assert client.post("/_sandbox/locations", json=bad).status_code == 400, bad
 
 
 def test_product_variants_by_sku_terms(client: httpx.Client) -> None:
@@ -329,6 +366,33 @@ def test_orders_filter_on_whole_seconds_of_updated_at(client: httpx.Client, cloc
     assert gql(client, ORDERS, first=1, query="status:open")["errors"]
 
 
+def test_orders_come_by_processed_at_unless_sorted_otherwise(client: httpx.Client) -> None:
+    listing(client, "MUG", 10)
+    recent = order(client, MUG=1)
+    body = {"lines": [{"sku": "MUG", "quantity": 1}], "processed_at": "2026-11-01T12:00:00Z"}
+    response = client.post("/_sandbox/orders", json=body)
+    assert response.status_code == 201, response.text
+    imported = str(response.json()["order_id"])
+
+    def ids(sort: str) -> list[str]:
+        query = f"{{ orders(first: 10{sort}) {{ nodes {{ id processedAt createdAt }} }} }}"
+        nodes = data(client, query)["orders"]["nodes"]
+        return [x["id"].split("/")[-1] for x in nodes]
+    assert ids("") == ids(", sortKey: PROCESSED_AT") == [imported, recent]  # Shopify's default
+    assert ids(", sortKey: ID") == ids(", sortKey: CREATED_AT") == [recent, imported]
+    assert shown_processed(client, imported) == "2026-11-01T12:00:00Z"
+    assert shown_processed(client, recent) == "2026-11-26T07:00:00Z"
+    for bad in ("2026-12-01T00:00:00Z", "yesterday"):
+        refused = client.post("/_sandbox/orders", json={**body, "processed_at": bad})
+        assert refused.status_code == 400 and "processed_at" in refused.text
+
+
+def shown_processed(client: httpx.Client, order_id: str) -> str:
+    query = "query($id: ID!) { order(id: $id) { processedAt } }"
+    found: str = data(client, query, id=f"gid://shopify/Order/{order_id}")["order"]["processedAt"]
+    return found
+
+
 def test_a_changing_order_never_hides_another_between_pages(client: httpx.Client) -> None:
     listing(client, "MUG", 10)
     a, b, c = order(client, MUG=1), order(client, MUG=1), order(client, MUG=1)
@@ -341,8 +405,8 @@ def test_a_changing_order_never_hides_another_between_pages(client: httpx.Client
         seen += [e["node"]["id"].split("/")[-1] for e in page["edges"]]
         after = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
     assert seen == [b, c, a]
-    by_id = data(client, "{ orders(first: 1) { pageInfo { endCursor } } }")["orders"]
-    wrong = gql(client, ORDERS, first=1, after=by_id["pageInfo"]["endCursor"])
+    by_default = data(client, "{ orders(first: 1) { pageInfo { endCursor } } }")["orders"]
+    wrong = gql(client, ORDERS, first=1, after=by_default["pageInfo"]["endCursor"])
     assert wrong["errors"][0]["message"] == "Invalid cursor"
     assert gql(client, ORDERS, first=1, after="bm9wZQ==")["errors"][0]["message"] == (
         "Invalid cursor")

@@ -1,8 +1,10 @@
 """`inventorySetQuantities` in the Shopify emulator: checks, atomic apply, idempotency.
 
 Checks per quantity, in this order, the first failing one reported: unknown item, unknown
-location, item not stocked there, negative, too high, the same item and location twice, a
-stale `changeFromQuantity`. Any user error and nothing is applied. A key is remembered for
+location, item not stocked there (or the location deactivated), negative, too high, the same
+item and location twice, a stale `changeFromQuantity`. Any user error and nothing is applied.
+COMPARE_QUANTITY_REQUIRED and COMPARE_QUANTITY_STALE belong to `compareQuantity`, which
+versions from 2026-04 no longer have, so they are never produced. A key is remembered for
 24 hours of the emulator's clock with a digest of the input and the outcome: the same key and
 input answer the remembered outcome again (applied once); the same key with another input is
 IDEMPOTENCY_KEY_PARAMETER_MISMATCH. IDEMPOTENCY_CONCURRENT_REQUEST cannot happen here (requests
@@ -139,7 +141,9 @@ class Inventory:
         if location is None or location not in self.store.locations:
             return "INVALID_LOCATION", "locationId", "The specified location could not be found."
         level = listing.levels.get(location)
-        if level is None:
+        if level is None or not self.store.locations[location].active:
+            # guessed: a deactivated location stocks nothing (Shopify makes the seller move
+            # its inventory away first)
             return ("ITEM_NOT_STOCKED_AT_LOCATION", "locationId",  # guessed: the field
                     "The specified inventory item is not stocked at the location.")
         if q["quantity"] < 0:

@@ -80,6 +80,11 @@ class Order:
     refunds: list[Refund] = field(default_factory=list)
     cancelled: datetime | None = None
     cancel_reason: str | None = None
+    processed_at: datetime | None = None  # set when placed: an order imported from elsewhere
+
+    @property
+    def processed(self) -> datetime:
+        return self.processed_at or self.created
 
     def line_for(self, sku: Any) -> Line:
         found = next((x for x in self.lines if x.listing.sku == sku), None)
@@ -117,9 +122,11 @@ class OrderBook:
         return order
 
     def place(self, lines: list[tuple[str, int]], now: datetime, *, test: bool = False,
-              financial: str = "PAID") -> Order:
+              financial: str = "PAID", processed: datetime | None = None) -> Order:
         if financial not in FINANCIAL_STATUSES:
             raise BadRequest(f'"financial_status" must be one of {", ".join(FINANCIAL_STATUSES)}')
+        if processed is not None and processed > now:  # guessed: Shopify refuses the future
+            raise BadRequest('"processed_at" must not be in the future')
         wanted: dict[str, int] = {}
         for sku, quantity in lines:
             wanted[sku] = wanted.get(sku, 0) + quantity
@@ -134,7 +141,8 @@ class OrderBook:
                                f"{have} available, {quantity} asked")
         moment = self.store.tick(now)
         self._number += 1
-        order = Order(self.store.next_id(), self._number, moment, moment, test, financial, [])
+        order = Order(self.store.next_id(), self._number, moment, moment, test, financial, [],
+                      processed_at=processed)
         for sku, quantity in wanted.items():
             listing = self.store.by_sku[sku]
             order.lines.append(Line(self.store.next_id(), listing, quantity))

@@ -77,7 +77,10 @@ def shop_view() -> View:
 
 def location_view(location: Location) -> View:
     return {"__typename": "Location", "id": gid("Location", location.id),
-            "name": location.name, "isActive": location.active, "isPrimary": location.primary}
+            "name": location.name, "isActive": location.active,
+            "fulfillsOnlineOrders": location.fulfills_online,
+            "isFulfillmentService": location.fulfillment_service,
+            "shipsInventory": location.ships_inventory, "isPrimary": location.primary}
 
 
 def variant_view(listing: Listing) -> View:
@@ -131,7 +134,8 @@ def order_view(order: Order) -> View:
         return [refund_view(r) for r in order.refunds[:first]]
 
     return {"__typename": "Order", "id": gid("Order", order.id), "name": f"#{order.number}",
-            "createdAt": stamp(order.created), "updatedAt": stamp(order.updated),
+            "createdAt": stamp(order.created), "processedAt": stamp(order.processed),
+            "updatedAt": stamp(order.updated),
             "cancelledAt": stamp(order.cancelled), "cancelReason": order.cancel_reason,
             "closed": order.cancelled is not None,  # guessed: only cancelled orders are closed
             "test": order.test, "displayFinancialStatus": order.financial,
@@ -195,9 +199,12 @@ def _location(root: Any, info: GraphQLResolveInfo, id: str | None = None) -> Vie
 
 
 def _locations(root: Any, info: GraphQLResolveInfo, first: int | None = None,
-               after: str | None = None, query: str | None = None) -> View:
-    found = list(_ctx(info).store.locations.values())  # the query is accepted and ignored
-    return page(found, lambda x: [x.id], first, after, ["locations"]).render(location_view)
+               after: str | None = None, query: str | None = None,
+               includeInactive: bool = False) -> View:
+    # the query is accepted and ignored; a deactivated location shows only when asked for
+    found = [x for x in _ctx(info).store.locations.values() if x.active or includeInactive]
+    return page(found, lambda x: [x.name, x.id], first, after,  # Shopify's default: by NAME
+                ["locations", includeInactive]).render(location_view)
 
 
 def _order(root: Any, info: GraphQLResolveInfo, id: str) -> View | None:
@@ -208,14 +215,15 @@ def _order(root: Any, info: GraphQLResolveInfo, id: str) -> View | None:
 
 _ORDER_KEYS: dict[str, Callable[[Order], list[Any]]] = {
     "ID": lambda o: [o.id],
+    "PROCESSED_AT": lambda o: [_micros(o.processed), o.id],
     "UPDATED_AT": lambda o: [_micros(o.updated), o.id],
     "CREATED_AT": lambda o: [_micros(o.created), o.id],
 }
 
 
 def _orders(root: Any, info: GraphQLResolveInfo, first: int | None = None,
-            after: str | None = None, query: str | None = None, sortKey: str = "ID",
-            reverse: bool = False) -> View:
+            after: str | None = None, query: str | None = None,
+            sortKey: str = "PROCESSED_AT", reverse: bool = False) -> View:
     wanted = order_filter(query)
     found = [o for o in _ctx(info).book.orders.values() if wanted(o)]
     return page(found, _ORDER_KEYS[sortKey], first, after, ["orders", sortKey, query or ""],

@@ -1,5 +1,9 @@
 """State of the Shopify emulator: locations, variants with their inventory items and levels.
 
+Two locations to begin with: "Shop location", the one online orders are fulfilled from (the
+emulator's orders take stock there), and "Warehouse", which stocks goods but fulfils no online
+orders. The control API adds locations and changes their flags, deactivation included.
+
 One listing is a product variant with a SKU and its inventory item; the item has an inventory
 level per location where it is stocked. A level keeps `available` and `committed`; `on_hand` is
 their sum (the emulator has no incoming, reserved, damaged... units). Orders live in
@@ -17,10 +21,14 @@ from urllib.parse import parse_qsl
 
 from channelsync.sandbox import BadRequest
 
-__all__ = ["PRIMARY", "QUANTITY_NAMES", "Level", "Listing", "Location", "Store", "gid",
-           "parse_gid", "split_gid", "stamp"]
+__all__ = ["LOCATION_FLAGS", "PRIMARY", "QUANTITY_NAMES", "Level", "Listing", "Location",
+           "Store", "gid", "parse_gid", "split_gid", "stamp"]
 
-PRIMARY = 1  # the primary location's number
+PRIMARY = 1  # the primary location's number: where online orders take their stock
+# the control API's names for a location's flags -> Location attributes
+LOCATION_FLAGS = {"active": "active", "fulfills_online_orders": "fulfills_online",
+                  "ships_inventory": "ships_inventory",
+                  "fulfillment_service": "fulfillment_service"}
 QUANTITY_NAMES = ("available", "committed", "damaged", "incoming", "on_hand", "quality_control",
                   "reserved", "safety_stock")
 LISTING_FIELDS = frozenset({"location", "tracked", "stocked", "title"})
@@ -56,6 +64,13 @@ class Location:
     name: str
     primary: bool = False
     active: bool = True
+    fulfills_online: bool = True
+    ships_inventory: bool = True
+    fulfillment_service: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {"id": gid("Location", self.id), "name": self.name,
+                **{flag: getattr(self, attr) for flag, attr in LOCATION_FLAGS.items()}}
 
 
 @dataclass
@@ -103,8 +118,9 @@ class Listing:
 
 class Store:
     def __init__(self) -> None:
-        self.locations = {1: Location(1, "Shop location", primary=True),
-                          2: Location(2, "Warehouse")}
+        self.locations = {PRIMARY: Location(PRIMARY, "Shop location", primary=True),
+                          2: Location(2, "Warehouse", fulfills_online=False,
+                                      ships_inventory=False)}
         self.by_sku: dict[str, Listing] = {}
         self.by_variant: dict[int, Listing] = {}
         self.by_item: dict[int, Listing] = {}
@@ -127,6 +143,28 @@ class Store:
             names = ", ".join(repr(loc.name) for loc in self.locations.values())
             raise BadRequest(f'"location" must be one of {names}, got {name!r}')
         return found
+
+    # -- /_sandbox/locations ------------------------------------------------------------------
+
+    def set_location(self, name: Any, flags: dict[str, Any]) -> Location:
+        """Add the location named so, or change its flags (the primary one stays active)."""
+        unknown = set(flags) - set(LOCATION_FLAGS)
+        if not isinstance(name, str) or not name.strip() or unknown:
+            raise BadRequest(f'a location takes "name" and any of {sorted(LOCATION_FLAGS)}; '
+                             f"got name {name!r}, {sorted(unknown)}")
+        if not all(isinstance(value, bool) for value in flags.values()):
+            raise BadRequest(f"{sorted(flags)} must be true or false")
+        location = next((x for x in self.locations.values() if x.name == name), None)
+        if location is None:
+            number = self.next_id()
+            location = self.locations[number] = Location(number, name)
+        if location.primary and flags.get("active") is False:
+            # orders take their stock there; Shopify, too, wants another default location
+            # chosen before it deactivates one
+            raise BadRequest("the primary location cannot be deactivated")
+        for flag, value in flags.items():
+            setattr(location, LOCATION_FLAGS[flag], value)
+        return location
 
     # -- /_sandbox/listings -------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ object 1 plus its fields, a connection 2 + ``first`` x one node's cost with ``pa
 the list's length x one item's cost, a mutation 10) and refuses one above 1000
 (MAX_COST_EXCEEDED). Page sizes are written into the documents as literals, chosen so each
 stays under that limit, and ``Query.cost`` is the requested cost, used to wait for the bucket
-before sending. tests/test_shopify_connector.py
-recomputes every cost from the schema and validates every document against schema.graphql.
+before sending. tests/test_shopify_connector.py recomputes every cost from the schema and
+validates every document against schema.graphql; tests/test_shopify_schema.py validates them
+against Shopify's real schema, with deprecated fields refused.
 """
 
 from __future__ import annotations
@@ -105,9 +106,11 @@ REFUND_LINES = Query("RefundLines", f"""query RefundLines($ids: [ID!]!, $after: 
 
 # -- locations, variants and inventory -----------------------------------------------------------
 
+# Deactivated locations too, so that a configured one can be reported as such (_locations).
 LOCATIONS = Query("Locations", f"""query Locations($after: String) {{
-  locations(first: {LOCATION_PAGE}, after: $after) {{
-    {_PAGE_INFO} nodes {{ id name isPrimary isActive }}
+  locations(first: {LOCATION_PAGE}, after: $after, includeInactive: true) {{
+    {_PAGE_INFO}
+    nodes {{ id name isActive fulfillsOnlineOrders isFulfillmentService shipsInventory }}
   }}
 }}""", 2 + LOCATION_PAGE)
 

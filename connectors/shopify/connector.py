@@ -2,9 +2,9 @@
 
 Orders come from ``orders(sortKey: UPDATED_AT, query: "updated_at:>='...'")`` with their line
 items and refunds nested (an order with more is read again on its own); quantities go out
-through ``inventorySetQuantities`` on ``available`` at one location, compare-and-set
-(``changeFromQuantity``) and idempotent (``@idempotent(key:)``); listings are the product
-variants with a SKU. A listing's ``ref`` is its inventory item gid.
+through ``inventorySetQuantities`` on ``available`` at one location (``_locations`` chooses
+it), compare-and-set (``changeFromQuantity``) and idempotent (``@idempotent(key:)``); listings
+are the product variants with a SKU. A listing's ``ref`` is its inventory item gid.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from channelsync.connector import (
     BadRecord,
@@ -33,6 +34,7 @@ from channelsync.errors import ConfigError, PermanentChannelError
 from connectors._time import format_utc, parse_utc
 from connectors.shopify import _queries as q
 from connectors.shopify._graphql import Clock, GraphQLClient, Sleep
+from connectors.shopify._locations import LocationError, choose, describe
 from connectors.shopify._orders import (
     OrderLines,
     ShapeError,
@@ -44,6 +46,9 @@ from connectors.shopify._orders import (
 from connectors.shopify._pushing import PUSH_LIMIT, Pusher, available
 
 API_VERSION = "2026-10"
+# The first version with changeFromQuantity and @idempotent, which every write sends (optional
+# in 2026-01, mandatory from 2026-04): an older one would refuse every quantity we push.
+OLDEST_API_VERSION = "2026-01"
 # Shopify meters query cost, not requests; this only keeps bursts polite.
 REQUESTS_PER_SECOND = 4.0
 BURST = 8
@@ -64,6 +69,17 @@ class ShopifySettings(BaseModel):
     include_test_orders: bool = False
     order_page_size: int = Field(default=q.ORDER_PAGE_SIZE, ge=1, le=q.MAX_FIRST)
     line_page_size: int = Field(default=q.LINE_PAGE_SIZE, ge=1, le=q.MAX_FIRST)
+
+    @field_validator("api_version")
+    @classmethod
+    def _version_has_compare_and_set(cls, version: str) -> str:
+        if version < OLDEST_API_VERSION:  # YYYY-MM, so text order is time order
+            raise PydanticCustomError("api_version_too_old", (
+                "{version} is too old: quantities are written with changeFromQuantity and an "
+                "@idempotent key, which Shopify's Admin API has from {oldest} (mandatory "
+                "from 2026-04); use {oldest} or later (the default is {default})"),
+                {"version": version, "oldest": OLDEST_API_VERSION, "default": API_VERSION})
+        return version
 
     @model_validator(mode="after")
     def _page_fits_the_cost_limit(self) -> Self:
@@ -268,19 +284,11 @@ class ShopifyConnector:
         return self._location
 
     def _resolve_location(self) -> str:
-        locations = list(self._locations())
-        wanted = self._settings.location
-        match = _find_location(locations, wanted)
-        if match is None:
-            shown = ", ".join(_describe(loc) for loc in locations) or "none"
-            what = f"location {wanted!r}" if wanted else "a primary location"
-            raise PermanentChannelError(
-                f"the shop has no {what}; its locations: {shown}", channel=self.name)
-        if match.get("isActive") is False:
-            raise PermanentChannelError(
-                f"location {match.get('name')!r} ({match['id']}) is not active", channel=self.name)
-        self._log.info("stock is read and written at location %r (%s)",
-                       match.get("name"), match["id"])
+        try:
+            match, why = choose(list(self._locations()), self._settings.location)
+        except LocationError as exc:
+            raise PermanentChannelError(str(exc), channel=self.name) from exc
+        self._log.info("stock is read and written at location %s: %s", describe(match), why)
         return str(match["id"])
 
     def _locations(self) -> Iterator[dict[str, Any]]:
@@ -291,26 +299,6 @@ class ShopifyConnector:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _describe(location: dict[str, Any]) -> str:
-    primary = ", primary" if location.get("isPrimary") is True else ""
-    return f"{location.get('name')!r} ({location.get('id')}{primary})"
-
-
-def _find_location(locations: list[dict[str, Any]], wanted: str | None) -> dict[str, Any] | None:
-    """The configured location: by gid, by number, by name (exactly, then ignoring case)."""
-    if wanted is None:
-        return next((loc for loc in locations if loc.get("isPrimary") is True), None)
-    text = wanted.strip()
-    gid = f"gid://shopify/Location/{text}" if text.isdigit() else text
-    for same in (lambda loc: loc.get("id") == gid,
-                 lambda loc: loc.get("name") == text,
-                 lambda loc: str(loc.get("name", "")).casefold() == text.casefold()):
-        found = [loc for loc in locations if same(loc)]
-        if len(found) == 1:
-            return found[0]
-    return None
 
 
 def _store_url(name: str, endpoint: str, shop: str) -> str:

@@ -12,11 +12,16 @@ Shopify (see the Shopify section of channels.md in the shared notes):
 - `inventorySetQuantities` needs `@idempotent(key:)` and a `changeFromQuantity` per quantity
   (null skips the check), is atomic, and replays its first outcome for a repeated key;
 - orders search `updated_at:>'...'` compares whole seconds, as updatedAt shows them; keyset
-  cursors, so an order changing between two pages never hides another.
-Extra control routes: `POST /_sandbox/orders` also takes `"test": true` and
-`"financial_status": "PENDING"`; `POST /_sandbox/orders/{id}/ship` an optional
-`{"lines": [{"sku", "quantity"}]}`; `POST /_sandbox/orders/{id}/refund`
-`{"lines": [{"sku", "quantity", "restock_type"}]}` and `/edit` `{"sku", "quantity"}`.
+  cursors, so an order changing between two pages never hides another; without a sortKey
+  orders come by processedAt, locations by name;
+- `locations` lists active locations only, unless `includeInactive: true`.
+Extra control routes: `POST /_sandbox/orders` also takes `"test": true`,
+`"financial_status": "PENDING"` and `"processed_at"` (an earlier time: an imported order);
+`POST /_sandbox/orders/{id}/ship` an optional `{"lines": [{"sku", "quantity"}]}`;
+`POST /_sandbox/orders/{id}/refund` `{"lines": [{"sku", "quantity", "restock_type"}]}` and
+`/edit` `{"sku", "quantity"}`. `POST /_sandbox/locations` `{"name", "active",
+"fulfills_online_orders", "ships_inventory", "fulfillment_service"}` adds a location or changes
+the named one's flags; `GET /_sandbox/locations` lists them all.
 Listings take `"location"` (a location name), `"tracked"`, `"stocked"` and `"title"`.
 """
 
@@ -39,6 +44,7 @@ from channelsync.sandbox import (
     route,
     sku_quantity,
 )
+from connectors._time import parse_utc
 from connectors.shopify._emulator_cost import Bucket
 from connectors.shopify._emulator_graphql import answer, root_fields
 from connectors.shopify._emulator_inventory import Inventory
@@ -169,10 +175,20 @@ class ShopifyEmulator(Emulator):
             self.store.delete_listing(sku)
 
     def place_order(self, lines: list[tuple[str, int]], *, test: bool = False,
-                    financial_status: str = "PAID") -> str:
+                    financial_status: str = "PAID", processed_at: datetime | None = None) -> str:
         with self.lock:
             return str(self.book.place(lines, self._now(), test=test,
-                                       financial=financial_status).id)
+                                       financial=financial_status, processed=processed_at).id)
+
+    def set_location(self, name: str, **flags: bool) -> dict[str, Any]:
+        """Add a location or change its flags (`active`, `fulfills_online_orders`,
+        `ships_inventory`, `fulfillment_service`)."""
+        with self.lock:
+            return self.store.set_location(name, flags).row()
+
+    def locations(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [x.row() for x in self.store.locations.values()]
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:
         with self.lock:
@@ -195,17 +211,14 @@ class ShopifyEmulator(Emulator):
 
     def control_route(self, request: Request) -> Response | None:
         path = request.path.rstrip("/")
+        if path == "/_sandbox/locations":
+            return self._locations_route(request)
         action = _ORDER_ACTION.fullmatch(path)
         if request.method != "POST" or (path != "/_sandbox/orders" and action is None):
             return None
         body = request.json() if request.body.strip() else None
         if action is None:
-            lines = [sku_quantity(x, 1) for x in _lines(body)]
-            test, status = _fields(body, test=False, financial_status="PAID")
-            if not isinstance(test, bool) or not isinstance(status, str):
-                raise BadRequest('"test" must be true or false, "financial_status" a string')
-            return 201, {"order_id": self.place_order(lines, test=test,
-                                                      financial_status=status)}, {}
+            return self._new_order(body)
         order_id, kind = action["id"], action["action"]
         if kind == "ship":
             wanted = None if body is None else _merge(sku_quantity(x, 1) for x in _lines(body))
@@ -216,6 +229,31 @@ class ShopifyEmulator(Emulator):
         else:
             done = self.edit_order(order_id, *sku_quantity(body, 0))
         return 200, {"order_id": order_id, **done}, {}
+
+    def _new_order(self, body: Any) -> Response:
+        lines = [sku_quantity(x, 1) for x in _lines(body)]
+        test, status, processed = _fields(body, test=False, financial_status="PAID",
+                                          processed_at=None)
+        if not isinstance(test, bool) or not isinstance(status, str):
+            raise BadRequest('"test" must be true or false, "financial_status" a string')
+        moment = parse_utc(processed)
+        if processed is not None and moment is None:
+            raise BadRequest('"processed_at" must be an ISO 8601 time')
+        order_id = self.place_order(lines, test=test, financial_status=status,
+                                    processed_at=moment)
+        return 201, {"order_id": order_id}, {}
+
+    def _locations_route(self, request: Request) -> Response | None:
+        if request.method == "POST":
+            body = request.json()
+            if not isinstance(body, dict):
+                raise BadRequest('expected {"name": "Cellar", "active": false, ...}')
+            flags = dict(body)
+            name = flags.pop("name", "")  # checked by the store, as the flags are
+            return 200, {"location": self.set_location(name, **flags)}, {}
+        if request.method == "GET":
+            return 200, {"locations": self.locations()}, {}
+        return None
 
 
 def _lines(body: Any) -> list[dict[str, Any]]:
