@@ -1,4 +1,4 @@
-"""eBay beside WooCommerce through the engine: sales cross, four listings per call."""
+"""eBay through the engine, alone and beside WooCommerce: sales cross, four listings per call."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from channelsync.app import App
 from channelsync.config import parse_config
+from channelsync.db import open_ledger_engine
 from channelsync.engine import SyncEngine
 from channelsync.stock import StockRow
 from connectors.ebay import EbayConnector
@@ -87,3 +88,72 @@ def test_sales_cross_and_ebay_gets_four_listings_a_call(
         assert shows(shop)["SKU0"] == 7 and shows(ebay)["SKU0"] == 7
     finally:
         app.close()
+
+
+
+EBAY_ONLY = CONFIG[CONFIG.index("[[channel]]\nname = \"ebay\""):]
+RIGHT = "RIGHT-1"  # already shows its target: nothing to send
+VARIATIONS = {"TEE-S": "TEE", "TEE-M": "TEE"}  # two variations of one eBay item
+PLAIN = ["A&B-1", *(f"MUG-{i}" for i in range(9))]  # a SKU that must be escaped in XML
+
+
+def list_on(ebay: EbayEmulator, sku: str, quantity: int, parent: str | None = None) -> None:
+    extra = {"parent_sku": parent} if parent else {}
+    httpx.post(f"{ebay.url}/_sandbox/listings",
+               json={"sku": sku, "quantity": quantity, **extra}).raise_for_status()
+
+
+def test_first_sync_sends_changed_listings_four_a_call(sqlite_url: str) -> None:
+    """12 listings off their target and one on it: ceil(12/4) calls carry them all."""
+    target = 10
+    with EbayEmulator(token="ebay-token") as ebay:
+        list_on(ebay, RIGHT, target)
+        for sku, parent in VARIATIONS.items():
+            list_on(ebay, sku, 3, parent)
+        for sku in PLAIN:
+            list_on(ebay, sku, 2)
+        changed = [sku for sku, quantity in shows(ebay).items() if quantity != target]
+        assert len(changed) == 12
+        app = _ebay_app(ebay, sqlite_url)
+        try:
+            app.set_stock([StockRow(sku, target) for sku in shows(ebay)], reason="count")
+            app.engine.sync()
+            assert shows(ebay) == dict.fromkeys(shows(ebay), target)
+            assert revisions(ebay) == math.ceil(len(changed) / 4)
+            app.engine.sync()  # the listing that was right is not planned again either
+            assert revisions(ebay) == math.ceil(len(changed) / 4)
+        finally:
+            app.close()
+
+
+def test_a_new_listing_showing_its_target_is_still_sent_after_a_sale_there(
+    sqlite_url: str,
+) -> None:
+    """Read at 10, then sold on eBay (9 left): when the ledger's target becomes 10, the read
+    no longer tells what eBay shows, so the 10 is sent."""
+    with EbayEmulator(token="ebay-token") as ebay:
+        list_on(ebay, "MUG", 10)
+        app = _ebay_app(ebay, sqlite_url)
+        try:
+            app.engine.sync()  # MUG is not in the ledger yet: read at 10, nothing sent
+            httpx.post(f"{ebay.url}/_sandbox/orders",
+                       json={"lines": [{"sku": "MUG", "quantity": 1}]}).raise_for_status()
+            app.engine.sync(read_back=False)  # the sale waits for the SKU
+            app.set_stock([StockRow("MUG", 11)], reason="count")  # 11 - 1 sold: target 10
+            app.engine.sync(read_back=False)
+            assert shows(ebay) == {"MUG": 10}
+            assert revisions(ebay) == 1
+        finally:
+            app.close()
+
+
+def _ebay_app(ebay: EbayEmulator, ledger_url: str) -> App:
+    """An app whose only channel is this emulator, on its own SQLite ledger."""
+    config = parse_config(EBAY_ONLY.format(ebay=ebay.url), env={})
+    app = App(config)
+    app.__dict__["db"] = open_ledger_engine(ledger_url)
+    # As above: a test cannot wait the two minutes eBay's orders lag.
+    connector = EbayConnector("ebay", config.channel("ebay").settings, endpoint=ebay.url,
+                              settle=timedelta(0))
+    app.__dict__["engine"] = SyncEngine(config, app.db, connectors={"ebay": connector})
+    return app
