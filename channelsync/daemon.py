@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 JITTER_FRACTION = 0.1
 STATUS_EVERY = 15.0  # seconds between STATUS= updates to systemd
 STUCK_FACTOR = 10  # a cycle running this many pull intervals (at least 10 min) is stuck
+DEFER_MARGIN = 0.5  # seconds after a deferred call is allowed before the channel runs again
 
 
 class Channels:
@@ -118,6 +119,16 @@ class Channels:
             with self._lock:
                 self.running.pop(job, None)
         self._after(name, report.error, bool(report.apply.touched))
+        self._resume_when_allowed(name, report.deferred)
+
+    def _resume_when_allowed(self, name: str, deferred: Mapping[str, float]) -> None:
+        """A call deferred for less than the channel's interval: run the channel again when
+        it is allowed (a long pull goes on page by page, with the pushes in between)."""
+        if not deferred or self.app.engine.stopping.is_set():
+            return
+        wait = min(deferred.values()) + DEFER_MARGIN
+        if wait < self._interval(self.app.config.channel(name)):
+            self.run_now(name, wait)
 
     def _after(self, name: str, error: str, touched: bool) -> None:
         if error:

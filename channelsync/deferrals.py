@@ -1,13 +1,15 @@
-"""Calls a rate limit deferred to a later cycle, and when each is allowed again.
+"""Work a cycle leaves for a later one: calls a rate limit deferred, and pulls to resume.
 
-Kept per channel in ``channel_state.deferred`` (JSON, ``{"orders": iso time, ...}``) so that
-every process sees them: a later cycle skips the call until then without asking the
-channel, and ``status`` shows "orders: next call allowed in 2m51s".
+Kept per channel in ``channel_state`` so that every process sees them. ``deferred`` (JSON,
+``{"orders": iso time, ...}``): a later cycle skips the call until then without asking the
+channel, and ``status`` shows "orders: next call allowed in 2m51s". ``pull_resume``: the
+page a pull goes on from.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,3 +63,39 @@ def _update(conn: Connection, channel: str, now: datetime,
     value = json.dumps({w: u.isoformat() for w, u in sorted(current.items())})
     if value != (text or "{}"):
         conn.execute(state_t.update().where(state_t.c.name == channel).values(deferred=value))
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a pull goes on: its ``since``, the next page, and when the pull began (the
+    watermark it sets once complete). Saved with each committed page, so a pull a rate limit
+    or a shutdown stopped continues there instead of starting over (Amazon's cursor only
+    moves on a pull's last page: starting over could never finish a long backlog)."""
+
+    since: datetime
+    page: str | None
+    started: datetime
+
+    def then(self, page: str | None) -> Resume:
+        return Resume(self.since, page, self.started)
+
+
+def resume_point(conn: Connection, channel: str) -> Resume | None:
+    text = conn.execute(
+        sa.select(state_t.c.pull_resume).where(state_t.c.name == channel)).scalar()
+    try:
+        raw = json.loads(text) if text else None
+        if isinstance(raw, dict) and isinstance(raw.get("page"), str):
+            return Resume(datetime.fromisoformat(raw["since"]), raw["page"],
+                          datetime.fromisoformat(raw["started"]))
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None
+
+
+def save_resume_point(conn: Connection, channel: str, resume: Resume | None) -> None:
+    """In the transaction that applied the page before ``resume.page``; None: complete."""
+    value = "" if resume is None or resume.page is None else json.dumps({
+        "since": resume.since.isoformat(), "page": resume.page,
+        "started": resume.started.isoformat()})
+    conn.execute(state_t.update().where(state_t.c.name == channel).values(pull_resume=value))

@@ -22,9 +22,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync import deferrals, ledger, planner, pushing, rules
+from channelsync import deferrals, ledger, planner, pushing, readback, rules
 from channelsync.config import ChannelConfig, Config
-from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.conflicts import open_conflicts, resolve_conflicts
 from channelsync.connector import ChannelListing, Connector, ListingProblem, OrderPage
 from channelsync.db import channel_lock
 from channelsync.errors import (
@@ -32,12 +32,13 @@ from channelsync.errors import (
     ChannelSyncError,
     Deferred,
     Interrupted,
+    PermanentChannelError,
     ThrottledError,
 )
 from channelsync.events import EventBus
 from channelsync.ledger import ApplyResult, state_t
 from channelsync.models import utcnow
-from channelsync.ratelimit import TokenBucket, human_wait
+from channelsync.ratelimit import TokenBucket, deferring, human_wait
 from channelsync.registry import load_connector
 from channelsync.retry import RetryPolicy
 
@@ -46,6 +47,9 @@ MAX_PAGES = 10_000  # a connector that never stops paging is a bug, not a big st
 # Writes refused by compare-and-set are retried after a pull this many times in one job;
 # what is still refused then waits in the outbox for the next cycle.
 STALE_ROUNDS = 3
+# Calls a long rate-limit wait may leave to a later cycle: a pull goes on from its next page,
+# a push batch stays in the outbox. Reading every listing cannot be split: it waits.
+DEFERRABLE = frozenset({"pull_orders", "push_quantities"})
 
 
 @dataclass
@@ -170,7 +174,8 @@ class SyncEngine:
                                      outcome=outcome, seconds=time.monotonic() - started)
 
         try:
-            return self.retry.call(attempt)
+            with deferring(operation in DEFERRABLE):
+                return self.retry.call(attempt)
         except Deferred as exc:
             exc.channel = exc.channel or channel.name
             exc.what = exc.what or deferrals.WHAT.get(operation, operation)
@@ -272,15 +277,16 @@ class SyncEngine:
         return True
 
     def pull(self, channel: ChannelConfig, report: ChannelReport) -> set[str]:
-        """Pull every page changed since the cursor (minus the overlap) and apply it."""
+        """Pull every page changed since the cursor (minus the overlap) and apply it, or go
+        on from the page an earlier pull stopped at."""
         connector = self.connector(channel)
-        started = self.clock()
         # A read-back may pull a second time into the same report: events carry this pull's.
         before = (report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
         with self.db.begin() as conn:
             ledger.ensure_channel_state(conn, channel.name)
             cursor = conn.execute(sa.select(state_t.c.cursor).where(
                 state_t.c.name == channel.name)).scalar()
+            resume = deferrals.resume_point(conn, channel.name)
             # Lines that waited for their SKU go first: the mapping may have changed.
             pending = ledger.pending_lines(conn, channel.name)
             if pending:
@@ -291,35 +297,25 @@ class SyncEngine:
                 report.apply.conflicts += again.conflicts
         if self._waiting(channel, report, "orders"):
             return report.apply.touched
-        lookback = channel.lookback_days if channel.lookback_days is not None \
-            else self.config.daemon.lookback_days
-        since = started - timedelta(days=lookback) if cursor is None \
-            else cursor - connector.capabilities.overlap
-        page: str | None = None
-        for _ in range(MAX_PAGES):
-            result: OrderPage = self.call(
-                channel, functools.partial(connector.pull_orders, since, page), "pull_orders")
-            with self.db.begin() as conn:
-                applied = ledger.apply_page(
-                    conn, channel.name, result.lines, master_sku=channel.master_sku,
-                    now=self.clock(), resume_at=result.resume_at, bad_records=result.bad_records,
-                )
-            report.pulled += len(result.lines)
-            self.on_event(f"{channel.name}: pulled {report.pulled} order lines")
-            report.bad_records += len(result.bad_records)
-            report.apply.merge(applied)
-            page = result.next_page
-            if page is None:
-                break
-            if self.stopping.is_set():
-                log.info("%s: stopping after a committed page; the rest comes next time",
-                         channel.name)
-                return report.apply.touched
+        fresh = self._fresh_pull(channel, cursor)
+        if resume is None:
+            resume = fresh
         else:
-            raise ChannelError(f"more than {MAX_PAGES} pages of orders", channel=channel.name)
+            log.info("%s: going on with a pull stopped at a later page", channel.name)
+        try:
+            done = self._pull_pages(channel, connector, resume, report)
+        except PermanentChannelError as exc:
+            if resume.page is None or resume is fresh:
+                raise
+            log.warning("%s: the channel refused the page a pull stopped at (%s); starting "
+                        "that pull over", channel.name, exc)
+            resume = fresh
+            done = self._pull_pages(channel, connector, resume, report)
+        if not done:
+            return report.apply.touched
         with self.db.begin() as conn:
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
-                pull_started_at=started, pulled_at=self.clock(), last_error=""))
+                pull_started_at=resume.started, pulled_at=self.clock(), last_error=""))
             deferrals.clear(conn, channel.name, "orders", self.clock())
         log.info("%s: pulled %d lines (%d applied, %d pending, %d bad)", channel.name,
                  report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
@@ -327,8 +323,42 @@ class SyncEngine:
                          applied=report.apply.applied - before[1],
                          pending=report.apply.pending - before[2],
                          bad_records=report.bad_records - before[3],
-                         seconds=(self.clock() - started).total_seconds())
+                         seconds=(self.clock() - resume.started).total_seconds())
         return report.apply.touched
+
+    def _fresh_pull(self, channel: ChannelConfig, cursor: datetime | None) -> deferrals.Resume:
+        started = self.clock()
+        lookback = channel.lookback_days if channel.lookback_days is not None \
+            else self.config.daemon.lookback_days
+        overlap = self.connector(channel).capabilities.overlap
+        since = started - timedelta(days=lookback) if cursor is None else cursor - overlap
+        return deferrals.Resume(since, None, started)
+
+    def _pull_pages(self, channel: ChannelConfig, connector: Connector,
+                    resume: deferrals.Resume, report: ChannelReport) -> bool:
+        """Pull and apply pages from ``resume`` on; each page, its cursor move and where to
+        go on commit together. False when stopped before the last page."""
+        for _ in range(MAX_PAGES):
+            result: OrderPage = self.call(channel, functools.partial(
+                connector.pull_orders, resume.since, resume.page), "pull_orders")
+            resume = resume.then(result.next_page)
+            with self.db.begin() as conn:
+                applied = ledger.apply_page(
+                    conn, channel.name, result.lines, master_sku=channel.master_sku,
+                    now=self.clock(), resume_at=result.resume_at, bad_records=result.bad_records,
+                )
+                deferrals.save_resume_point(conn, channel.name, resume)
+            report.pulled += len(result.lines)
+            self.on_event(f"{channel.name}: pulled {report.pulled} order lines")
+            report.bad_records += len(result.bad_records)
+            report.apply.merge(applied)
+            if resume.page is None:
+                return True
+            if self.stopping.is_set():
+                log.info("%s: stopping after a committed page; the pull goes on from the "
+                         "next one next time", channel.name)
+                return False
+        raise ChannelError(f"more than {MAX_PAGES} pages of orders", channel=channel.name)
 
     def _never_read(self, channel: ChannelConfig) -> bool:
         """A channel's listings are discovered on its first sync, whatever the job."""
@@ -384,12 +414,13 @@ class SyncEngine:
     def read_back(self, channel: ChannelConfig, report: ChannelReport) -> None:
         """Read the channel's listings: discover new ones, find drift, push corrections.
 
-        A listing that does not show what was pushed may only have sold since the pull,
-        so the channel is pulled and pushed once more and read again; what is still off
-        then is drift. A listing showing less than was pushed may also hold a sale the
-        channel does not show yet (eBay and Amazon lag): correcting it would put the sold
-        unit back on sale, so it counts as drift only once two reads at least the
-        channel's overlap apart showed the same.
+        A listing that does not show what was pushed may only have sold or been cancelled
+        since the pull, so the channel is pulled and pushed once more and read again. What
+        still shows less may hold a sale the channel does not report yet (eBay and Amazon
+        lag): correcting it would put the sold unit back on sale, so it is drift only once
+        two reads at least the channel's lag (its overlap) apart showed the same. What shows
+        more is corrected at once, and is drift only if, once the lag has passed, no
+        cancellation pulled since explains it (``readback``).
         """
         if self._waiting(channel, report, "listings"):
             return
@@ -411,28 +442,31 @@ class SyncEngine:
                 for d in found.mismatched]
         now = self.clock()
         lag = self.connector(channel).capabilities.overlap
-        drift = [d for d in found.mismatched if d.observed > d.expected
-                 or (d.steady_since is not None and now - d.steady_since >= lag)]
+        higher = [d for d in found.mismatched if d.observed > d.expected]
+        lower = [d for d in found.mismatched if d.observed < d.expected
+                 and d.steady_since is not None and now - d.steady_since >= lag]
         with self.db.begin() as conn:
-            pushing.accept_observed(conn, channel.name, drift)
-            open_conflicts(conn, [_drift_conflict(channel.name, d) for d in drift], now)
+            readback.accept_observed(conn, channel.name, higher + lower)  # corrected below
             resolve_conflicts(conn, "drift", [f"{channel.name}:{s}" for s in found.in_line], now)
+            readback.suspect(conn, channel.name, higher, now)
+            drift = lower + readback.judge(conn, channel.name, now, lag)
+            open_conflicts(conn, [readback.drift_conflict(channel.name, d) for d in drift], now)
         report.drift = len(drift)
-        touched = found.new_skus | {d.sku for d in drift}
+        touched = found.new_skus | {d.sku for d in higher + lower}
         if touched and self.plan_outbox([channel.name], touched):
             self.push(channel, report)
 
-    def _read(self, channel: ChannelConfig, report: ChannelReport) -> pushing.Found:
+    def _read(self, channel: ChannelConfig, report: ChannelReport) -> readback.Found:
         connector = self.connector(channel)
         read: list[ChannelListing | ListingProblem] = self.call(
             channel, lambda: list(connector.read_listings()), "read_listings")
         listings = [x for x in read if isinstance(x, ChannelListing)]
         problems = [x for x in read if isinstance(x, ListingProblem)]
         with self.db.begin() as conn:
-            found = pushing.record_listings(conn, channel, listings, self.clock())
-            report.apply.conflicts += pushing.listing_problems(
+            found = readback.record_listings(conn, channel, listings, self.clock())
+            report.apply.conflicts += readback.listing_problems(
                 conn, channel.name, problems, self.clock())
-            report.unmapped = pushing.unmapped(conn, channel.name)
+            report.unmapped = readback.unmapped(conn, channel.name)
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
                 reconciled_at=self.clock(), discovered_at=self.clock()))
             deferrals.clear(conn, channel.name, "listings", self.clock())
@@ -451,15 +485,6 @@ def _takes(factory: Any, name: str) -> bool:
         return False
     return name in parameters and parameters[name].kind in (
         inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
-
-def _drift_conflict(channel: str, d: pushing.Drift) -> ConflictRecord:
-    return ConflictRecord(
-        kind="drift", subject=f"{channel}:{d.channel_sku}", channel=channel, sku=d.sku,
-        message=(f"{channel}: {d.channel_sku} shows {d.observed} but {d.expected} was pushed "
-                 "(edited on the channel, a missed order or a lost push); correcting it"),
-        detail={"observed": d.observed, "expected": d.expected},
-    )
 
 
 def sync_kits(conn: Any, config: Config) -> None:

@@ -73,6 +73,8 @@ class ChannelState(SQLModel, table=True):
     stale_at: datetime | None = _ts()
     # JSON {"orders": iso time, ...}: calls a rate limit deferred, and when they are allowed
     deferred: str = Field(default="{}", sa_column_kwargs={"server_default": "{}"})
+    # JSON {"since", "page", "started"}: a pull stopped after a committed page goes on there
+    pull_resume: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class Listing(SQLModel, table=True):
@@ -101,6 +103,12 @@ class Listing(SQLModel, table=True):
     believed_at: datetime | None = _ts()
     revisions_day: str = ""  # the channel's day the count below is for (daily revision caps)
     revisions: int = 0
+    # A read showed more than pushed (corrected at once): judged as drift or not once the
+    # channel's order lag has passed (a cancellation there may explain it). See readback.
+    drift_seen_at: datetime | None = _ts()
+    drift_excess: int | None = None
+    drift_observed: int | None = None
+    drift_expected: int | None = None
 
 
 class OrderLine(SQLModel, table=True):
@@ -166,6 +174,7 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     last_error: str = ""
+    sent: int | None = None  # sent in a write whose outcome is unknown (a timeout, a 5xx)
 
 
 class Conflict(SQLModel, table=True):

@@ -1,4 +1,5 @@
-"""Pushing the outbox to a channel, echo-safe, and recording what the channel shows."""
+"""Pushing the outbox to a channel, echo-safe, within its budgets, with what each write
+expects where the channel compares and sets."""
 
 from __future__ import annotations
 
@@ -14,11 +15,9 @@ from sqlalchemy.engine import Connection
 
 from channelsync.budget import Budget
 from channelsync.config import ChannelConfig, Config
-from channelsync.conflicts import ConflictRecord, conflict_t, open_conflicts, resolve_conflicts
+from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.connector import (
     Capabilities,
-    ChannelListing,
-    ListingProblem,
     PushItem,
     PushResult,
 )
@@ -28,7 +27,7 @@ from channelsync.errors import (
     PermanentChannelError,
     RetriableChannelError,
 )
-from channelsync.ledger import chunks, kit_t, line_t, sku_t, state_t
+from channelsync.ledger import chunks, line_t, state_t
 from channelsync.planner import listing_t, outbox_t, targets
 
 if TYPE_CHECKING:
@@ -48,22 +47,6 @@ class PushOutcome:
     stale_listings: list[int] = field(default_factory=list)  # ...whose channel said what it shows
     stale_skus: set[str] = field(default_factory=set)  # their master SKUs
     error: ChannelSyncError | None = None
-
-
-@dataclass(frozen=True)
-class Drift:
-    channel_sku: str
-    sku: str
-    observed: int
-    expected: int
-    steady_since: datetime | None = None  # the previous read showed the same, at this time
-
-
-@dataclass
-class Found:
-    new_skus: set[str] = field(default_factory=set)
-    mismatched: list[Drift] = field(default_factory=list)
-    in_line: list[str] = field(default_factory=list)  # channel SKUs showing what was pushed
 
 
 def _due(
@@ -330,8 +313,11 @@ def _failed(
     permanent = isinstance(error, PermanentChannelError)
     delay = PERMANENT_RETRY if permanent else timedelta(
         seconds=engine.retry.delay_after(attempts))
+    # A refusal wrote nothing; any other failure (a timeout, a 5xx) may have been applied
+    # with its answer lost: a read-back showing exactly this quantity settles it.
+    sent = None if permanent else row["target"]
     conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
-        attempts=attempts, next_attempt_at=now + delay, last_error=str(error)[:500]))
+        attempts=attempts, next_attempt_at=now + delay, last_error=str(error)[:500], sent=sent))
     conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(
         push_failures=listing_t.c.push_failures + 1))
     if permanent or attempts >= engine.config.daemon.push_attempts:
@@ -341,85 +327,3 @@ def _failed(
             message=f"{channel}: pushing {row['target']} to {row['channel_sku']} {reason}: {error}",
             detail={"target": row["target"], "attempts": attempts, "error": str(error)},
         )], now)
-
-
-def record_listings(
-    conn: Connection, channel: ChannelConfig, listings: Sequence[ChannelListing], now: datetime
-) -> Found:
-    """Upsert the channel's listings; report new ones and those not showing what was pushed."""
-    found = Found()
-    existing = {
-        r["channel_sku"]: dict(r)
-        for r in conn.execute(sa.select(listing_t).where(listing_t.c.channel == channel.name))
-        .mappings()
-    }
-    inserts = []
-    for item in listings:
-        sku = channel.master_sku(item.channel_sku)
-        old = existing.get(item.channel_sku)
-        values = {"sku": sku, "managed": item.managed, "channel_quantity": item.quantity,
-                  "read_at": now}
-        if item.quantity is not None:
-            values.update(believed=item.quantity, believed_at=now)
-        if item.ref:
-            values["ref"] = item.ref
-        if old is None:
-            inserts.append({"channel": channel.name, "channel_sku": item.channel_sku,
-                            "ref": item.ref, **values})
-            found.new_skus.add(sku)
-            continue
-        if old["sku"] != sku:
-            found.new_skus.add(sku)
-        conn.execute(listing_t.update().where(listing_t.c.id == old["id"]).values(**values))
-        if old["last_pushed"] is None or item.quantity is None or not item.managed:
-            continue
-        if item.quantity != old["last_pushed"]:
-            steady = old["read_at"] if old["channel_quantity"] == item.quantity else None
-            found.mismatched.append(
-                Drift(item.channel_sku, sku, item.quantity, old["last_pushed"], steady))
-        else:
-            found.in_line.append(item.channel_sku)
-    if inserts:
-        conn.execute(listing_t.insert(), inserts)
-    return found
-
-
-def listing_problems(
-    conn: Connection, channel: str, problems: Sequence[ListingProblem], now: datetime
-) -> list[int]:
-    """Open a conflict for each problem a read reported; resolve those it no longer does."""
-    records = [ConflictRecord(
-        kind="listing_problem", subject=f"{channel}:{p.channel_sku}", channel=channel,
-        message=f"{channel}: listing {p.channel_sku}: {p.reason}",
-        detail={"reason": p.reason, "detail": p.detail},
-    ) for p in problems]
-    for record in records:
-        log.warning("%s", record.message)
-    reported = {r.subject for r in records}
-    gone = [s for s in conn.execute(sa.select(conflict_t.c.subject).where(
-        conflict_t.c.kind == "listing_problem", conflict_t.c.channel == channel,
-        conflict_t.c.resolved_at.is_(None))).scalars() if s not in reported]
-    for chunk in chunks(gone):
-        resolve_conflicts(conn, "listing_problem", chunk, now)
-    return open_conflicts(conn, records, now)
-
-
-def accept_observed(conn: Connection, channel: str, drift: Sequence[Drift]) -> None:
-    """Take what the channel shows as its current quantity, so the plan corrects it."""
-    for d in drift:
-        conn.execute(listing_t.update().where(
-            listing_t.c.channel == channel, listing_t.c.channel_sku == d.channel_sku
-        ).values(last_pushed=d.observed))
-
-
-def unmapped(conn: Connection, channel: str) -> list[str]:
-    """Channel SKUs whose master SKU is neither in the ledger nor a kit."""
-    # NOT EXISTS, not NOT IN: PostgreSQL turns a NOT IN over a large subquery quadratic.
-    is_sku = sa.exists().where(sku_t.c.sku == listing_t.c.sku)
-    is_kit = sa.exists().where(kit_t.c.kit_sku == listing_t.c.sku)
-    query = (
-        sa.select(listing_t.c.channel_sku)
-        .where(listing_t.c.channel == channel, ~is_sku, ~is_kit)
-        .order_by(listing_t.c.channel_sku)
-    )
-    return list(conn.execute(query).scalars())

@@ -13,7 +13,7 @@ from channelsync.config import Config
 from channelsync.conflicts import list_conflicts
 from channelsync.ledger import line_t, mov_t, res_t, sku_t, state_t
 from channelsync.planner import listing_t, outbox_t
-from channelsync.pushing import unmapped
+from channelsync.readback import unmapped
 
 RECENT_MOVEMENTS = 20
 

@@ -1,8 +1,9 @@
 """The one retry policy: exponential backoff with jitter and a cap, honouring Retry-After.
 
 Only ``RetriableChannelError`` is retried; connectors tune the numbers through
-config, never the logic. A channel that asks us to come back later than ``defer_after``
-seconds is not waited for within the cycle: the call is ``Deferred`` to a later one.
+config, never the logic. A channel that asks us to come back later than a cycle should wait
+is not waited for where the call may be deferred (``ratelimit.deferring``): the call is
+``Deferred`` to a later cycle.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_exponential_jitter
 
 from channelsync.errors import Deferred, RetriableChannelError
-from channelsync.ratelimit import DEFER_AFTER, human_wait
+from channelsync.ratelimit import deferral
 
 T = TypeVar("T")
 
@@ -27,11 +28,9 @@ class RetryPolicy:
         initial: float = 0.5,
         max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
-        defer_after: float = DEFER_AFTER,
     ) -> None:
         self.attempts = attempts
         self.max_wait = max_wait
-        self.defer_after = defer_after
         self._backoff = wait_exponential_jitter(multiplier=initial, max=max_wait, jitter=initial)
         self._sleep = sleep
 
@@ -57,19 +56,23 @@ class RetryPolicy:
         except Deferred:
             raise
         except RetriableChannelError as exc:
-            if not self._too_long(exc):
+            later = _later(exc)
+            if later is None:
                 raise
-            wait = float(exc.retry_after or 0)
-            raise Deferred(f"{exc} (the channel asks us to wait {human_wait(wait)})",
-                           wait=wait, channel=exc.channel) from exc
+            later.channel = exc.channel
+            raise later from exc
 
     def _worth_waiting(self, exc: BaseException) -> bool:
         return (isinstance(exc, RetriableChannelError) and not isinstance(exc, Deferred)
-                and not self._too_long(exc))
-
-    def _too_long(self, exc: RetriableChannelError) -> bool:
-        return exc.retry_after is not None and exc.retry_after > self.defer_after
+                and _later(exc) is None)
 
     def delay_after(self, failures: int) -> float:
         """How long to park a push that failed ``failures`` times in a row."""
         return float(min(self.max_wait * 10, 2 ** max(failures - 1, 0) * 5))
+
+
+def _later(exc: RetriableChannelError) -> Deferred | None:
+    """A channel asking us to wait longer than a cycle should, for a deferrable call."""
+    if exc.retry_after is None:
+        return None
+    return deferral(exc.retry_after, str(exc), reason="the channel asks us to wait")

@@ -25,7 +25,7 @@ from channelsync.connector import (
     PushItem,
     PushResult,
 )
-from channelsync.errors import PermanentChannelError
+from channelsync.errors import PermanentChannelError, RetriableChannelError
 
 CHANNELS: dict[str, FakeChannel] = {}
 
@@ -47,6 +47,9 @@ class FakeChannel:
     page_size: int = 2
     pushes: list[list[PushItem]] = field(default_factory=list)
     pulls: int = 0
+    pages: list[str | None] = field(default_factory=list)  # the page of every pull call
+    hidden: set[str] = field(default_factory=set)  # orders the channel does not report yet
+    lose_answers: int = 0  # the next pushes are applied, then answered with a timeout
     fail_next: list[Exception] = field(default_factory=list)  # raised by the next API calls
     refuse: set[str] = field(default_factory=set)  # SKUs whose pushes are refused
     push_errors: list[Exception] = field(default_factory=list)  # raised by the next pushes
@@ -97,9 +100,11 @@ class FakeConnector:
 
     def pull_orders(self, since: datetime, page: str | None) -> OrderPage:
         ch = self.channel
+        ch.pages.append(page)
         ch._maybe_fail()
         ch.pulls += 1
-        changed = sorted((o for o in ch.orders.values() if o.changed_at >= since),
+        changed = sorted((o for o in ch.orders.values()
+                          if o.changed_at >= since and o.order_id not in ch.hidden),
                          key=lambda o: (o.changed_at, o.order_id))
         start = int(page or 0)
         chunk = changed[start:start + ch.page_size]
@@ -130,6 +135,9 @@ class FakeConnector:
                 continue
             ch.quantities[item.channel_sku] = item.quantity
             results.append(PushResult(item.channel_sku, True, ref=f"ref-{item.channel_sku}"))
+        if ch.lose_answers:
+            ch.lose_answers -= 1
+            raise RetriableChannelError("timed out waiting for the answer")
         return results
 
     def read_listings(self) -> Iterator[ChannelListing]:

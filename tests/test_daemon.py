@@ -153,3 +153,45 @@ def test_a_failing_channel_backs_off_and_the_other_keeps_working(tmp_path: Path)
     assert "down: cycle failed (1 in a row); next try in 0 s" in stderr
     assert "down: cycle failed (2 in a row); next try in 1 s" in stderr
     assert "shop: cycle failed" not in stderr
+
+
+def test_a_short_deferral_runs_the_channel_again_when_the_call_is_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull deferred for 3 s must not wait for the next interval (10 minutes here): the
+    channel runs again once the call is allowed. A longer deferral keeps the schedule."""
+    import threading
+    from datetime import timedelta
+
+    from channelsync import registry
+    from channelsync.app import App
+    from channelsync.config import parse_config
+    from channelsync.daemon import DEFER_MARGIN, Channels
+    from channelsync.errors import Deferred
+    from channelsync.models import utcnow
+    from tests import fakes
+
+    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")
+    registry.load_connector.cache_clear()
+    fakes.CHANNELS.clear()
+    app = App(parse_config(f'[database]\nurl = "sqlite:///{tmp_path / "l.db"}"\n[daemon]\n'
+                           'pull_interval = 600\n[[channel]]\nname = "a"\ntype = "fake"\n',
+                           env={}))
+    try:
+        channels = Channels(app, lambda _name, _error: None, threading.Event())
+        fake = fakes.CHANNELS.setdefault("a", fakes.FakeChannel("a"))
+        fake.fail_next = [Deferred("searchOrders: rate limit", wait=3)]
+        before = utcnow()
+        channels._job("a", False)
+        name, when = channels.requests.get_nowait()
+        assert name == "a"
+        assert before + timedelta(seconds=3 + DEFER_MARGIN) <= when
+        assert when <= utcnow() + timedelta(seconds=3 + DEFER_MARGIN)
+        fake.fail_next = [Deferred("searchOrders: rate limit", wait=900)]
+        app.engine.clock = lambda: utcnow() + timedelta(seconds=10)  # the first one has passed
+        channels._job("a", False)
+        assert channels.requests.empty()  # the interval comes first: nothing moved
+    finally:
+        app.close()
+        registry.load_connector.cache_clear()
+        fakes.CHANNELS.clear()

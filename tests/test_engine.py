@@ -233,10 +233,13 @@ def test_drift_on_read_back_is_a_conflict_and_corrected(engine: Engine, clock: C
     a.quantities["MUG"] = 40  # someone edited it on the channel
     clock.tick()
     report = sync.sync(["a"])[0]
+    assert a.quantities["MUG"] == 4  # more than pushed: corrected at once
+    assert report.drift == 0  # but it might be a cancellation the channel reports late
+    clock.tick(31)  # the channel's lag (its overlap) has passed, and no cancellation came
+    report = sync.sync(["a"])[0]
     assert report.drift == 1
     (conflict,) = open_conflicts(engine, "drift")
     assert conflict["detail"] == {"observed": 40, "expected": 4}
-    assert a.quantities["MUG"] == 4
     clock.tick()
     sync.sync(["a"])
     assert open_conflicts(engine, "drift") == []
@@ -524,3 +527,127 @@ def test_a_deferred_push_is_not_a_failed_attempt(engine: Engine, clock: Clock) -
     assert open_conflicts(engine) == []  # three deferrals are no failure
     (report,) = sync.sync(["a"])
     assert a.quantities["MUG"] == 5 and report.pushed == 1
+
+
+def test_a_pull_stopped_by_a_rate_limit_goes_on_from_its_next_page(
+    engine: Engine, clock: Clock
+) -> None:
+    """Amazon's cursor moves only on a pull's last page: a pull that started over after
+    every deferral would never get through a backlog longer than the rate limit's burst."""
+    from channelsync.errors import Deferred
+
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]  # two orders a page
+    a.quantities["MUG"] = 50
+    set_stock(engine, config, clock, MUG=50)
+    for _ in range(5):
+        a.sell(("MUG", 1))
+    sync.sync(["a"])  # pages "0", "2", "4"
+    clock.tick(60)
+    for _ in range(5):
+        clock.tick(1)
+        a.sell(("MUG", 1))
+    with engine.connect() as conn:
+        watermark = conn.execute(sa.select(ledger.state_t.c.pull_started_at)).scalar()
+    a.pages.clear()
+    raised: list[bool] = []
+    original = a._maybe_fail
+
+    def second_page_deferred() -> None:
+        if a.pages == [None, "2"] and not raised:  # asking for the second page
+            raised.append(True)
+            raise Deferred("searchOrders: rate limit", wait=10)
+        original()
+
+    a._maybe_fail = second_page_deferred  # type: ignore[method-assign]
+    started = clock()
+    (report,) = sync.sync(["a"])
+    assert report.deferred == {"orders": 10} and report.pulled == 2
+    assert a.pages == [None, "2"]
+    with engine.connect() as conn:
+        state = conn.execute(sa.select(ledger.state_t)).mappings().one()
+    assert state["pull_started_at"] == watermark  # not complete: the watermark stays
+    a._maybe_fail = original  # type: ignore[method-assign]
+    clock.tick(11)
+    (report,) = sync.sync(["a"])
+    assert a.pages[2:] == ["2", "4", "6", "8"]  # went on where it stopped, not from None
+    assert report.deferred == {} and not report.error
+    with engine.connect() as conn:
+        state = conn.execute(sa.select(ledger.state_t)).mappings().one()
+    assert state["pull_started_at"] == started  # the pull began in the earlier cycle
+    assert state["pull_resume"] == ""
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(ledger.sku_t.c.reserved)).scalar() == 10
+    check_invariants(engine)
+
+
+def test_a_saved_page_the_channel_refuses_starts_the_pull_over(
+    engine: Engine, clock: Clock
+) -> None:
+    from channelsync.deferrals import Resume, save_resume_point
+    from channelsync.errors import PermanentChannelError
+
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 5
+    set_stock(engine, config, clock, MUG=5)
+    a.sell(("MUG", 1))
+    with engine.begin() as conn:
+        ledger.ensure_channel_state(conn, "a")
+        save_resume_point(conn, "a", Resume(clock() - timedelta(days=1), "expired", clock()))
+    a.fail_next = [PermanentChannelError("page token expired")]
+    (report,) = sync.sync(["a"])
+    assert a.pages == ["expired", None] and not report.error
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(ledger.sku_t.c.reserved)).scalar() == 1
+
+
+def test_a_cancellation_the_channel_reports_late_is_not_drift(
+    engine: Engine, clock: Clock
+) -> None:
+    """Amazon and eBay put cancelled units back on sale before they report the
+    cancellation: the read shows more than pushed. Corrected at once, but no alert."""
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync(["a"])
+    order = a.sell(("MUG", 1))
+    clock.tick()
+    sync.sync(["a"])
+    assert a.quantities["MUG"] == 3
+    clock.tick()
+    a.set_status(order, "cancelled")  # the channel shows 4 again at once...
+    a.hidden.add(order)  # ...and reports the cancellation later
+    clock.tick()
+    report = sync.sync(["a"])[0]
+    assert report.drift == 0 and a.quantities["MUG"] == 3  # corrected, the safe direction
+    a.hidden.clear()
+    clock.tick(31)
+    report = sync.sync(["a"])[0]
+    assert report.drift == 0 and a.quantities["MUG"] == 4  # the cancellation, pulled
+    clock.tick(31)
+    assert sync.sync(["a"])[0].drift == 0
+    assert open_conflicts(engine, "drift") == []
+    check_invariants(engine)
+
+
+def test_a_write_whose_answer_was_lost_is_found_applied_not_drift(
+    engine: Engine, clock: Clock
+) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync(["a"])
+    set_stock(engine, config, clock, MUG=2)
+    a.lose_answers = 3  # every try of this cycle is applied, and times out
+    report = sync.sync(["a"], read_back=False)[0]
+    assert report.push_failed == 1 and a.quantities["MUG"] == 2
+    for _ in range(3):  # reads 31 s apart: long past the lag
+        clock.tick(31)
+        report = sync.sync(["a"])[0]
+        assert report.drift == 0
+    assert open_conflicts(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox_t)).scalar() == 0

@@ -10,7 +10,7 @@ from channelsync.errors import (
     RetriableChannelError,
     ThrottledError,
 )
-from channelsync.ratelimit import TokenBucket, human_wait
+from channelsync.ratelimit import TokenBucket, deferring, human_wait
 from channelsync.retry import RetryPolicy
 
 
@@ -38,18 +38,21 @@ def test_retriable_errors_are_retried_with_growing_waits() -> None:
 
 def test_retry_after_is_honoured_and_capped() -> None:
     sleeps: list[float] = []
-    policy = RetryPolicy(attempts=3, initial=0.1, max_wait=3, sleep=sleeps.append,
-                         defer_after=5)
-    policy.call(Flaky(ThrottledError("slow", retry_after=2), ThrottledError("x", retry_after=4.5)))
+    policy = RetryPolicy(attempts=3, initial=0.1, max_wait=3, sleep=sleeps.append)
+    with deferring(True):  # both waits are short enough for a cycle: waited
+        policy.call(Flaky(ThrottledError("slow", retry_after=2),
+                          ThrottledError("x", retry_after=4.5)))
     assert 2 <= sleeps[0] < 2.5
     assert sleeps[1] == 3  # capped at max_wait
+    policy.call(Flaky(ThrottledError("minutes", retry_after=900)))  # not deferrable: waited
+    assert sleeps[2] == 3
 
 
 def test_a_channel_asking_for_minutes_defers_the_call_instead_of_waiting() -> None:
     sleeps: list[float] = []
-    policy = RetryPolicy(attempts=4, initial=0.1, sleep=sleeps.append, defer_after=5)
+    policy = RetryPolicy(attempts=4, initial=0.1, sleep=sleeps.append)
     flaky = Flaky(ThrottledError("throttled", channel="shop", retry_after=171))
-    with pytest.raises(Deferred) as deferred:
+    with deferring(True), pytest.raises(Deferred) as deferred:
         policy.call(flaky)
     assert flaky.calls == 1 and sleeps == []  # not retried, not slept on
     assert deferred.value.wait == 171 and deferred.value.channel == "shop"
@@ -96,25 +99,28 @@ def test_token_bucket_defers_a_long_wait_and_keeps_its_token() -> None:
     now = [0.0]
     slept: list[float] = []
     bucket = TokenBucket(rate=1 / 180, burst=2, clock=lambda: now[0], sleep=slept.append,
-                         defer_after=5, name="searchOrders")
+                         name="searchOrders")
     assert [bucket.acquire(), bucket.acquire()] == [0, 0]
     now[0] += 9
-    with pytest.raises(Deferred) as deferred:
+    with deferring(True), pytest.raises(Deferred) as deferred:
         bucket.acquire()
     assert slept == []
     assert deferred.value.wait == pytest.approx(171) and deferred.value.operation == "searchOrders"
     assert "searchOrders" in str(deferred.value) and "2m51s" in str(deferred.value)
     now[0] += 168  # 3 s before the token is back: a short wait is slept through
-    assert bucket.acquire() == pytest.approx(3)
+    with deferring(True):
+        assert bucket.acquire() == pytest.approx(3)
     assert slept == [pytest.approx(3)]
 
 
-def test_token_bucket_without_a_deferral_limit_waits_however_long() -> None:
+def test_token_bucket_waits_however_long_where_the_call_cannot_be_deferred() -> None:
     slept: list[float] = []
-    bucket = TokenBucket(rate=0.01, burst=1, clock=lambda: 0.0, sleep=slept.append,
-                         defer_after=None)
+    bucket = TokenBucket(rate=0.01, burst=1, clock=lambda: 0.0, sleep=slept.append)
     bucket.acquire()
-    assert bucket.acquire() == pytest.approx(100) and slept == [pytest.approx(100)]
+    with deferring(False):  # e.g. reading every listing: it cannot be split across cycles
+        assert bucket.acquire() == pytest.approx(100)
+    assert bucket.acquire() == pytest.approx(200)  # outside any engine call: the same
+    assert slept == [pytest.approx(100), pytest.approx(200)]
 
 
 @pytest.mark.parametrize(("seconds", "text"), [

@@ -1335,6 +1335,37 @@ def test_emulator_a_small_bucket_is_waited_for_not_hit(
         emu.stop()
 
 
+def test_emulator_a_long_cost_wait_defers_a_pull_but_a_read_waits(
+    recorder: Recorder, fake_time: FakeTime
+) -> None:
+    """Where the engine may leave a query to a later cycle (a pull goes on from its next
+    page), a wait longer than a cycle should take defers it; reading every listing cannot
+    be split, so there the client waits as before."""
+    from channelsync.errors import Deferred
+    from channelsync.ratelimit import deferring
+    from connectors.shopify.emulator import ShopifyEmulator
+
+    emu = ShopifyEmulator(access_token=EMULATOR_TOKEN, monotonic=fake_time, bucket_size=1000.0,
+                          restore_rate=30.0)
+    emu.start()
+    try:
+        with httpx.Client(base_url=emu.url + "/_sandbox") as control:
+            for n in range(250):
+                listing(control, f"S{n:03d}", n)
+        connector = on_emulator(emu, recorder, fake_time)
+        with deferring(True), pytest.raises(Deferred) as deferred:
+            list(connector.read_listings())  # the last page of 402 points waits ~7 s
+        assert deferred.value.wait > 5 and deferred.value.channel == "live"
+        assert "Shopify's query cost budget" in str(deferred.value)
+        assert fake_time.waits == [] and emu.stats()["throttled"] == 0
+        fake_time.now += 60  # the bucket fills up again
+        assert len(list(connector.read_listings())) == 250  # not deferrable: waited
+        assert fake_time.waits and max(fake_time.waits) > 5
+        connector.close()
+    finally:
+        emu.stop()
+
+
 def test_emulator_a_query_over_the_cost_limit_is_a_permanent_error(emulator: Any) -> None:
     client = GraphQLClient("live", emulator.url + "/admin/api/2026-10",
                            SecretStr(EMULATOR_TOKEN), timeout=10)

@@ -3,9 +3,11 @@
 Shopify meters a leaky bucket of query cost (``extensions.cost.throttleStatus``: the bucket
 size, what is left and how fast it refills). Each answer's status is kept, and before a query
 whose cost would not fit the bucket now (counting the refill since), the client sleeps until it
-would: the cheapest way through the limit is not to hit it. When Shopify throttles anyway it
-says so two ways, both mapped to ``ThrottledError``: an HTTP 429 (``Retry-After``) and an HTTP
-200 with a ``THROTTLED`` error, where the wait is (requested - available) / restore rate.
+would (or, where the engine allows, leaves a query that would wait longer than a cycle should
+to a later cycle: ``ratelimit.deferral``): the cheapest way through the limit is not to hit
+it. When Shopify throttles anyway it says so two ways, both mapped to ``ThrottledError``: an
+HTTP 429 (``Retry-After``) and an HTTP 200 with a ``THROTTLED`` error, where the wait is
+(requested - available) / restore rate.
 HTTP failures are mapped by ``JsonApi``, which also masks the access token in any quoted text.
 """
 
@@ -27,6 +29,7 @@ from channelsync.errors import (
     RetriableChannelError,
     ThrottledError,
 )
+from channelsync.ratelimit import deferral
 from connectors._http import JsonApi, redact
 from connectors.shopify._orders import ShapeError, next_cursor, nodes
 from connectors.shopify._queries import Query
@@ -166,7 +169,12 @@ class GraphQLClient:
     def _wait(self, cost: int, name: str) -> None:
         if self._status is None:
             return
-        delay = min(MAX_WAIT, self._status.wait_for(cost, self._clock()))
+        # Rounded up, as for THROTTLED: waiting the exact time can lose to float rounding.
+        delay = min(MAX_WAIT, math.ceil(self._status.wait_for(cost, self._clock()) * 100) / 100)
+        later = deferral(delay, name, reason="Shopify's query cost budget")
+        if later is not None:  # not slept through: the engine makes the call later
+            later.channel = self.channel
+            raise later
         if delay > 0:
             self._log.debug("waiting %.2f s for the cost bucket before %s (cost %d)",
                             delay, name, cost)

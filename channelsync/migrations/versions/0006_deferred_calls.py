@@ -1,4 +1,4 @@
-"""deferred calls: when each kind of channel call is next allowed
+"""deferred calls and where a pull resumes; drift suspects; writes of unknown outcome
 
 Revision ID: 0006
 Revises: 0005
@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+import channelsync.models
+
 revision = '0006'
 down_revision = '0005'
 branch_labels = None
@@ -17,11 +19,28 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('listing', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('drift_seen_at', channelsync.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('drift_excess', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('drift_observed', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('drift_expected', sa.Integer(), nullable=True))
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('sent', sa.Integer(), nullable=True))
     with op.batch_alter_table('channel_state', schema=None) as batch_op:
         # JSON: {"orders": "2026-12-04T09:33:00+00:00", ...}; calls deferred by a rate limit
         batch_op.add_column(sa.Column('deferred', sa.Text(), nullable=False, server_default='{}'))
+        # JSON: {"since", "page", "started"} of a pull stopped after a committed page
+        batch_op.add_column(sa.Column('pull_resume', sa.Text(), nullable=False, server_default=''))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('channel_state', schema=None) as batch_op:
+        batch_op.drop_column('pull_resume')
         batch_op.drop_column('deferred')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_column('sent')
+    with op.batch_alter_table('listing', schema=None) as batch_op:
+        batch_op.drop_column('drift_expected')
+        batch_op.drop_column('drift_observed')
+        batch_op.drop_column('drift_excess')
+        batch_op.drop_column('drift_seen_at')
