@@ -12,15 +12,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
 from channelsync import __version__, logs, reports
+from channelsync import cli_format as fmt
 from channelsync.app import App
 from channelsync.config import Config, find_config, load_config
 from channelsync.errors import ChannelSyncError, ConfigError
@@ -119,13 +120,8 @@ def emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    result = Table(title=title, title_justify="left")
-    for column in columns:
-        result.add_column(column)
-    for row in rows:
-        result.add_row(*["" if v is None else str(v) for v in row])
-    return result
+def heading(text: str) -> None:
+    out.print(f"[bold]{text}[/bold]")
 
 
 # -- sync, plan, status, explain ---------------------------------------------------------------
@@ -151,11 +147,7 @@ def sync(
         if as_json:
             emit({"channels": data, "ok": not any(r.error for r in results)})
         else:
-            out.print(table("sync", ["channel", "pulled", "applied", "pending", "pushed",
-                                     "failed", "held", "stale", "drift", "error"],
-                            [[d["channel"], d["pulled"], d["applied"], d["pending"], d["pushed"],
-                              d["push_failed"], d["held"], d["stale_compares"], d["drift"],
-                              d["error"] or ("busy" if d["busy"] else "")] for d in data]))
+            _print_sync(data)
         if any(r.error for r in results):
             raise typer.Exit(EXIT_FAILED)
 
@@ -188,9 +180,12 @@ def plan(channel: ChannelOpt = None, as_json: JsonOpt = False) -> None:
         if as_json:
             emit({"plan": data})
             return
-        out.print(table("plan", ["channel", "listing", "sku", "current", "target", "push", "why"],
-                        [[d["channel"], d["channel_sku"], d["sku"], d["current"], d["target"],
-                          "yes" if d["push"] else "", d["trace"]] for d in data]))
+        out.print(fmt.grid(
+            ["channel", "listing", "now", "target", "push", "why"],
+            [[i.channel, i.channel_sku if i.sku == i.channel_sku
+              else f"{i.channel_sku} ({i.sku})", i.current, i.target,
+              "yes" if i.changes else "", i.trace] for i in items],
+            numeric=("now", "target"), fold=("listing", "why")))
 
 
 @app.command()
@@ -201,18 +196,67 @@ def status(as_json: JsonOpt = False) -> None:
     if as_json:
         emit(data)
         return
-    out.print(table("channels", ["channel", "type", "last pull", "last push", "cursor age (s)",
-                                 "outbox", "stale compares", "listings", "unmapped",
-                                 "last error"],
-                    [[c["name"], c["type"] + ("" if c["enabled"] else " (disabled)"),
-                      c["last_pull"], c["last_push"], c["cursor_age_s"], c["pending_outbox"],
-                      c["stale_compares"], c["listings"], _some(c["unmapped"]), c["last_error"]]
-                     for c in data["channels"]]))
-    _print_conflicts(data["conflicts"])
+    now = application.now()
+    out.print(fmt.grid(
+        ["channel", "type", "pulled", "pushed", "cursor", "outbox", "listings"],
+        [[c["name"], c["type"] + ("" if c["enabled"] else " (off)"), fmt.ago(c["last_pull"], now),
+          fmt.ago(c["last_push"], now), fmt.age(c["cursor_age_s"]), c["pending_outbox"],
+          c["listings"]] for c in data["channels"]],
+        numeric=("outbox", "listings"), fold=("channel",)))
+    fmt.notes(out, [line for c in data["channels"] for line in _channel_notes(c, now)])
+    out.print()
+    _print_conflicts(data["conflicts"], now)
     totals = data["totals"]
-    out.print(f"{totals['skus']} SKUs, {totals['on_hand']} on hand, {totals['reserved']} reserved "
-              f"by {totals['open_order_lines']} open order lines, "
-              f"{totals['open_conflicts']} open conflicts")
+    out.print(f"{fmt.plural(totals['skus'], 'SKU')}, {totals['on_hand']} on hand, "
+              f"{totals['reserved']} reserved by "
+              f"{fmt.plural(totals['open_order_lines'], 'open order line')}; "
+              f"{fmt.plural(totals['open_conflicts'], 'open conflict')}")
+
+
+def _channel_notes(c: dict[str, Any], now: datetime) -> list[str]:
+    """What does not fit a cell: deferrals, errors, unmapped SKUs, refused writes."""
+    name, lines = c["name"], []
+    for what, when in sorted(c.get("deferred", {}).items()):
+        lines.append(f"{name}: {what}: next call allowed in {fmt.age(when['in_s'])} "
+                     "(a rate limit; the rest goes on)")
+    if c["last_error"]:
+        lines.append(f"{name}: last error {fmt.ago(c['last_error_at'], now)}: "
+                     f"{c['last_error']}")
+    if c["unmapped"]:
+        lines.append(f"{name}: {fmt.plural(len(c['unmapped']), 'channel SKU')} map to nothing "
+                     f"in the ledger: {_some(c['unmapped'])}")
+    if c["stale_compares"]:
+        lines.append(f"{name}: {fmt.plural(c['stale_compares'], 'write')} refused because the "
+                     f"channel changed first (compare-and-set), the last "
+                     f"{fmt.ago(c['last_stale_compare'], now)}; each was pulled and retried")
+    return lines
+
+
+def _print_sync(data: list[dict[str, Any]]) -> None:
+    out.print(fmt.grid(
+        ["channel", "pulled", "applied", "pushed", "failed", "held", "drift"],
+        [[d["channel"], d["pulled"], d["applied"], d["pushed"], d["push_failed"], d["held"],
+          d["drift"]] for d in data],
+        numeric=("pulled", "applied", "pushed", "failed", "held", "drift"), fold=("channel",)))
+    lines = []
+    for d in data:
+        name = d["channel"]
+        if d["busy"]:
+            lines.append(f"{name}: skipped: another channelsync process is working it")
+        if d["error"]:
+            lines.append(f"{name}: {d['error']}")
+        lines += [f"{name}: {what} deferred: next call allowed in {fmt.age(wait)} (a rate "
+                  "limit; pushes still went out)" for what, wait in sorted(d["deferred"].items())]
+        if d["pending"]:
+            lines.append(f"{name}: {fmt.plural(d['pending'], 'order line')} for SKUs the "
+                         "ledger does not know, kept until they exist or are mapped")
+        if d["stale_compares"]:
+            lines.append(f"{name}: {fmt.plural(d['stale_compares'], 'write')} refused because "
+                         "the channel changed first; pulled and written again")
+        if d["unmapped"]:
+            lines.append(f"{name}: {fmt.plural(len(d['unmapped']), 'channel SKU')} map to "
+                         f"nothing in the ledger: {_some(d['unmapped'])}")
+    fmt.notes(out, lines)
 
 
 def _some(names: list[str], shown: int = 5) -> str:
@@ -220,13 +264,12 @@ def _some(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def _print_conflicts(rows: list[dict[str, Any]]) -> None:
+def _print_conflicts(rows: list[dict[str, Any]], now: datetime) -> None:
     if not rows:
         out.print("no open conflicts")
         return
-    out.print(table("conflicts", ["id", "kind", "opened", "acked", "message"],
-                    [[c["id"], c["kind"], c["opened_at"], "yes" if c["acked_at"] else "",
-                      c["message"]] for c in rows]))
+    heading(f"conflicts ({len(rows)})")
+    fmt.notes(out, fmt.conflict_lines(rows, now))
 
 
 @app.command()
@@ -245,16 +288,26 @@ def explain(sku: str, as_json: JsonOpt = False) -> None:
     out.print(f"on hand {data['on_hand']}, reserved {data['reserved']}, safety stock "
               f"{data['safety_stock']} -> available {data['available']} "
               f"({data['available_detail']})")
-    out.print(table("reservations", ["channel", "order", "line", "status", "units"],
-                    [[r["channel"], r["order_id"], r["line_id"], r["status"], r["quantity"]]
-                     for r in data["reservations"]]))
-    out.print(table("channels", ["channel", "listing", "last pushed", "target", "why"],
-                    [[c["channel"], c["channel_sku"], c["last_pushed"], c["target"], c["trace"]]
-                     for c in data["channels"]]))
-    out.print(table("recent movements", ["when", "kind", "on hand", "reserved", "source",
-                                         "reason"],
-                    [[m["created_at"], m["kind"], m["on_hand_delta"], m["reserved_delta"],
-                      m["source"], m["reason"]] for m in data["recent_movements"]]))
+    heading("reservations")
+    out.print(fmt.grid(["channel", "order", "line", "status", "units"],
+                       [[r["channel"], r["order_id"], r["line_id"], r["status"], r["quantity"]]
+                        for r in data["reservations"]], numeric=("units",),
+                       fold=("order", "line")))
+    heading("channels")
+    out.print(fmt.grid(["channel", "listing", "pushed", "target", "why"],
+                       [[c["channel"], c["channel_sku"], c["last_pushed"], c["target"],
+                         c["trace"]] for c in data["channels"]],
+                       numeric=("pushed", "target"), fold=("listing", "why")))
+    heading("recent movements (UTC)")
+    out.print(fmt.grid(["when", "kind", "on hand", "held", "why"],
+                       [[fmt.stamp(m["created_at"]), m["kind"], _signed(m["on_hand_delta"]),
+                         _signed(m["reserved_delta"]), m["reason"] or m["source"]]
+                        for m in data["recent_movements"]],
+                       numeric=("on hand", "held"), fold=("why",)))
+
+
+def _signed(n: int) -> str:
+    return f"{n:+d}" if n else ""
 
 
 # -- conflicts -----------------------------------------------------------------------------------
@@ -275,10 +328,11 @@ def conflicts_list(
     """Open conflicts (oversell, unknown SKU, failed push, drift, bad record)."""
     with opened() as application, application.db.connect() as conn:
         rows = reports.conflicts(conn, include_resolved)
+        now = application.now()
     if as_json:
         emit({"conflicts": rows})
     else:
-        _print_conflicts(rows)
+        _print_conflicts(rows, now)
 
 
 @conflicts_app.command("ack")

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
+from channelsync import cli_format as fmt
 from channelsync import reports, stock
-from channelsync.cli import JsonOpt, emit, err, fail, opened, out, stock_app, table
+from channelsync.cli import JsonOpt, emit, err, fail, opened, out, stock_app
 
 
 @stock_app.command("list")
@@ -21,9 +22,10 @@ def stock_list(as_json: JsonOpt = False) -> None:
     if as_json:
         emit({"stock": rows})
         return
-    out.print(table("stock", ["sku", "title", "on hand", "reserved", "safety", "available"],
-                    [[r["sku"], r["title"], r["on_hand"], r["reserved"], r["safety_stock"],
-                      r["available"]] for r in rows]))
+    out.print(fmt.grid(["sku", "title", "on hand", "held", "safety", "free"],
+                       [[r["sku"], r["title"], r["on_hand"], r["reserved"], r["safety_stock"],
+                         r["available"]] for r in rows],
+                       numeric=("on hand", "held", "safety", "free"), fold=("sku", "title")))
 
 
 @stock_app.command("set")

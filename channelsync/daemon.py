@@ -137,8 +137,8 @@ class Channels:
             channel = self.app.config.channel(name)
             cap = self.app.config.daemon.failure_backoff_max
             delay = min(cap, self._interval(channel) * 2 ** (failures - 1))
-            log.warning("%s: cycle failed (%d in a row); next try in %.0f s", name, failures,
-                        delay)
+            log.warning("%s: cycle failed (%d in a row); next try in %.0f s: %s", name,
+                        failures, delay, error)
             self.run_now(name, delay)
         elif self.failures.pop(name, 0):
             log.info("%s: working again", name)

@@ -249,7 +249,8 @@ class SyncEngine:
         except Exception as exc:  # a connector bug must not stop the other channels
             log.exception("%s: unexpected error", channel.name)
             report.error = f"unexpected {type(exc).__name__}: {exc}"
-        log.warning("%s: %s", channel.name, report.error)
+        # Info: sync shows the error itself, and the daemon warns "cycle failed" with it.
+        log.info("%s: %s", channel.name, report.error)
         with self.db.begin() as conn:
             ledger.ensure_channel_state(conn, channel.name)
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
@@ -471,9 +472,9 @@ class SyncEngine:
                 reconciled_at=self.clock(), discovered_at=self.clock()))
             deferrals.clear(conn, channel.name, "listings", self.clock())
         report.listings = len(listings)
-        if report.unmapped:
-            log.warning("%s: %d channel SKUs map to nothing in the ledger: %s", channel.name,
-                        len(report.unmapped), ", ".join(report.unmapped[:10]))
+        if report.unmapped:  # sync and status show them; the log is for the daemon's journal
+            log.info("%s: %d channel SKUs map to nothing in the ledger: %s", channel.name,
+                     len(report.unmapped), ", ".join(report.unmapped[:10]))
         return found
 
 

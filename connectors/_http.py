@@ -38,6 +38,7 @@ from channelsync.errors import (
 
 USER_AGENT = "channelsync/0.1"
 SNIPPET_CHARS = 200
+_TAG = re.compile(r"<[^>]*>")
 MASK = "***"
 _SENSITIVE_PARAM = re.compile(
     r"\b((?:oauth_\w+|consumer_key|consumer_secret|access_token|token|signature)=)[^&\s\"'<>]*",
@@ -213,6 +214,8 @@ class JsonApi:
             text = f"{body.get('code', '')}: {body.get('message', '')}"
         else:
             text = response.text
+        # WordPress puts HTML in its messages, and a proxy's 5xx page is all HTML: text only.
+        text = _TAG.sub(" ", text)
         text = redact(" ".join(text.split())[:SNIPPET_CHARS], self._secrets)
         return f": {text}" if text else ""
 

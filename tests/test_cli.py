@@ -334,3 +334,50 @@ class PickyConnector:
 
     def __init__(self, name: str, settings: Any, *, endpoint: str = "") -> None:
         raise ValueError(f"no region for key {settings.api_key.get_secret_value()}")
+
+
+def test_sync_and_status_read_well_in_80_columns_without_a_terminal(seller: Seller) -> None:
+    """Under journalctl, ssh or a pipe: no header cut to "websh…", no error wrapped one
+    word a line; long text goes below the table, whole."""
+    import os
+    import subprocess
+    import sys
+
+    listings(seller.shop, MUG=0, LAMP=0, **{f"OLD-{n}": 1 for n in range(6)})
+    listings(seller.outlet, MUG=0, LAMP=0)
+    seller.run("stock", "set", "MUG", "5")
+    seller.run("stock", "set", "LAMP", "2")
+    seller.run("sync")
+    seller.run("stock", "set", "LAMP", "1")
+    a, b = seller.buy(seller.shop, "LAMP"), seller.buy(seller.outlet, "LAMP")
+    seller.run("sync")  # the oversell
+    httpx.post(f"{seller.outlet.url}/_sandbox/faults", json={"error_rate": 1.0})
+    env = {**os.environ, **seller.env, "COLUMNS": "80"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "channelsync", "--config",
+                               str(seller.config), *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    synced, status = cli("sync"), cli("status")
+    assert synced.returncode == 1 and status.returncode == 0, synced.stderr + status.stderr
+    for result in (synced, status):
+        lines = result.stdout.splitlines()
+        assert lines and all(len(line.rstrip()) <= 80 for line in lines), result.stdout
+        assert "…" not in result.stdout
+        assert SECRET not in result.stdout + result.stderr
+    assert synced.stdout.splitlines()[0].split() == [
+        "channel", "pulled", "applied", "pushed", "failed", "held", "drift"]
+    assert status.stdout.splitlines()[0].split() == [
+        "channel", "type", "pulled", "pushed", "cursor", "outbox", "listings"]
+    error = next(line for line in synced.stdout.splitlines() if line.startswith("  outlet: "))
+    assert "RetriableChannelError" in error and len(error.split()) > 4  # a sentence, not a word
+    assert "critical error on this website" in synced.stdout and "<p>" not in synced.stdout
+    assert "RetriableChannelError" not in synced.stderr  # said once, in the report
+    text = " ".join(status.stdout.split())
+    assert "outlet: last error" in text and "ago: RetriableChannelError" in text
+    assert "shop: 6 channel SKUs map to nothing in the ledger: OLD-0, OLD-1, OLD-2, OLD-3, " \
+           "OLD-4 and 1 more" in text
+    assert f"shop order {a} (1 reserved), outlet order {b} (1 reserved)" in text \
+        or f"outlet order {b} (1 reserved), shop order {a} (1 reserved)" in text
+    assert "1 open conflict" in text

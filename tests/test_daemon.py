@@ -150,8 +150,8 @@ def test_a_failing_channel_backs_off_and_the_other_keeps_working(tmp_path: Path)
     stderr = (tmp_path / "daemon.log").read_text()
     assert daemon.returncode == 0, stderr
     # pull_interval 0.5 s, doubling: 0.5, 1, 2 s ...
-    assert "down: cycle failed (1 in a row); next try in 0 s" in stderr
-    assert "down: cycle failed (2 in a row); next try in 1 s" in stderr
+    assert "down: cycle failed (1 in a row); next try in 0 s: RetriableChannelError" in stderr
+    assert "down: cycle failed (2 in a row); next try in 1 s: RetriableChannelError" in stderr
     assert "shop: cycle failed" not in stderr
 
 
