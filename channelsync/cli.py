@@ -219,6 +219,10 @@ def _channel_notes(c: dict[str, Any], now: datetime) -> list[str]:
     for what, when in sorted(c.get("deferred", {}).items()):
         lines.append(f"{name}: {what}: next call allowed in {fmt.age(when['in_s'])} "
                      "(a rate limit; the rest goes on)")
+    if c["awaiting_channel"]:
+        lines.append(f"{name}: {fmt.plural(c['awaiting_channel'], 'write')} sent "
+                     f"{fmt.ago(c['awaiting_since'], now)}, still being processed by the "
+                     "channel (its report decides them)")
     if c["last_error"]:
         lines.append(f"{name}: last error {fmt.ago(c['last_error_at'], now)}: "
                      f"{c['last_error']}")
@@ -247,6 +251,9 @@ def _print_sync(data: list[dict[str, Any]]) -> None:
             lines.append(f"{name}: {d['error']}")
         lines += [f"{name}: {what} deferred: next call allowed in {fmt.age(wait)} (a rate "
                   "limit; pushes still went out)" for what, wait in sorted(d["deferred"].items())]
+        if d["awaiting"]:
+            lines.append(f"{name}: {fmt.plural(d['awaiting'], 'write')} sent and still being "
+                         "processed by the channel; the next cycles collect the outcome")
         if d["pending"]:
             lines.append(f"{name}: {fmt.plural(d['pending'], 'order line')} for SKUs the "
                          "ledger does not know, kept until they exist or are mapped")

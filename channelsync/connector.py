@@ -105,6 +105,9 @@ class PushResult:
     # written; ``observed`` is what the channel showed instead, when the connector knows.
     stale: bool = False
     observed: int | None = None
+    # The channel took the write for processing and reports its outcome later (an Amazon
+    # feed): ``pending`` names it, and the connector's ``push_outcomes`` answers for it.
+    pending: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,18 @@ class Connector(Protocol):
     def read_listings(self) -> Iterator[ChannelListing | ListingProblem]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PendingOutcomes(Protocol):
+    """What a connector whose pushes may come back ``pending`` also implements."""
+
+    def push_outcomes(
+        self, pending: str, items: Sequence[PushItem], submitted_at: datetime
+    ) -> list[PushResult] | None:
+        """The outcome of the pending write ``pending`` for these items (as sent, in the
+        order sent), or None while the channel is still processing it."""
+        ...
 
 
 class ConnectorFactory(Protocol):

@@ -43,6 +43,7 @@ JITTER_FRACTION = 0.1
 STATUS_EVERY = 15.0  # seconds between STATUS= updates to systemd
 STUCK_FACTOR = 10  # a cycle running this many pull intervals (at least 10 min) is stuck
 DEFER_MARGIN = 0.5  # seconds after a deferred call is allowed before the channel runs again
+OUTCOME_POLL = 15.0  # seconds between asking a channel for writes it is still processing
 
 
 class Channels:
@@ -119,7 +120,10 @@ class Channels:
             with self._lock:
                 self.running.pop(job, None)
         self._after(name, report.error, bool(report.apply.touched))
-        self._resume_when_allowed(name, report.deferred)
+        waits = dict(report.deferred)
+        if report.awaiting:  # writes the channel is processing: ask again soon
+            waits["outcomes"] = OUTCOME_POLL
+        self._resume_when_allowed(name, waits)
 
     def _resume_when_allowed(self, name: str, deferred: Mapping[str, float]) -> None:
         """A call deferred for less than the channel's interval: run the channel again when

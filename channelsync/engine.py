@@ -49,7 +49,7 @@ MAX_PAGES = 10_000  # a connector that never stops paging is a bug, not a big st
 STALE_ROUNDS = 3
 # Calls a long rate-limit wait may leave to a later cycle: a pull goes on from its next page,
 # a push batch stays in the outbox. Reading every listing cannot be split: it waits.
-DEFERRABLE = frozenset({"pull_orders", "push_quantities"})
+DEFERRABLE = frozenset({"pull_orders", "push_quantities", "push_outcomes"})
 
 
 @dataclass
@@ -61,6 +61,7 @@ class ChannelReport:
     pushed: int = 0
     push_failed: int = 0
     held: int = 0
+    awaiting: int = 0  # writes the channel is still processing (an Amazon feed)
     stale_compares: int = 0
     listings: int = 0
     unmapped: list[str] = field(default_factory=list)
@@ -76,6 +77,7 @@ class ChannelReport:
             "unchanged": self.apply.unchanged, "stale": self.apply.stale,
             "pending": self.apply.pending, "bad_records": self.bad_records,
             "pushed": self.pushed, "push_failed": self.push_failed, "held": self.held,
+            "awaiting": self.awaiting,
             "stale_compares": self.stale_compares,
             "listings": self.listings, "unmapped": self.unmapped, "drift": self.drift,
             "conflicts_opened": self.apply.conflicts, "error": self.error, "busy": self.busy,
@@ -396,9 +398,11 @@ class SyncEngine:
             report.pushed += outcome.pushed
             report.push_failed += outcome.failed
             report.held += outcome.held
+            report.awaiting = outcome.awaiting  # what is still out after this round
             report.stale_compares += outcome.stale
             self.events.emit("push_done", channel=channel.name, pushed=outcome.pushed,
-                             failed=outcome.failed, held=outcome.held, stale=outcome.stale)
+                             failed=outcome.failed, held=outcome.held, stale=outcome.stale,
+                             awaiting=outcome.awaiting)
             if outcome.error:
                 raise outcome.error
             if not outcome.stale or round_ == STALE_ROUNDS or self.stopping.is_set():

@@ -17,7 +17,7 @@ Observer = Callable[[str, dict[str, Any]], None]
 
 # The events the engine emits, with their fields:
 #   pull_done      channel, lines, applied, pending, bad_records, seconds
-#   push_done      channel, pushed, failed, held
+#   push_done      channel, pushed, failed, held, stale, awaiting
 #   api_call       channel, operation, outcome ("ok" | "throttled" | "error"), seconds
 #   cycle_done     channel, seconds, error ("" when it worked), busy
 #   conflicts      ids (newly opened conflict ids)

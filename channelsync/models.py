@@ -175,6 +175,11 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts()
     last_error: str = ""
     sent: int | None = None  # sent in a write whose outcome is unknown (a timeout, a 5xx)
+    # A write the channel is still processing (an Amazon feed): no other write to the
+    # listing goes out until its outcome is known. pending_index: its place in that write.
+    pending: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    pending_at: datetime | None = _ts()
+    pending_index: int | None = None
 
 
 class Conflict(SQLModel, table=True):

@@ -131,8 +131,9 @@ def write_outbox(conn: Connection, items: Iterable[PlanItem], now: datetime) -> 
     """Coalesce differences into the outbox (one row per listing; the newest target wins)."""
     changed = [i for i in items if i.changes]
     settled = [i.listing_id for i in items if not i.changes]
-    for chunk in chunks(settled):
-        conn.execute(outbox_t.delete().where(outbox_t.c.listing_id.in_(chunk)))
+    for chunk in chunks(settled):  # a write the channel is still processing stays
+        conn.execute(outbox_t.delete().where(outbox_t.c.listing_id.in_(chunk),
+                                             outbox_t.c.pending == ""))
     for item in changed:
         stmt = dialect_insert(conn, outbox_t).values(
             listing_id=item.listing_id, channel=item.channel, target=item.target,

@@ -4,9 +4,10 @@ expects where the channel compares and sets."""
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from channelsync.config import ChannelConfig, Config
 from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.connector import (
     Capabilities,
+    PendingOutcomes,
     PushItem,
     PushResult,
 )
@@ -43,6 +45,7 @@ class PushOutcome:
     failed: int = 0
     held: int = 0
     deferred: int = 0  # not sent: a rate limit left them for a later cycle
+    awaiting: int = 0  # sent; the channel reports their outcome later (an Amazon feed)
     stale: int = 0  # refused by compare-and-set: the channel changed first; retried
     stale_listings: list[int] = field(default_factory=list)  # ...whose channel said what it shows
     stale_skus: set[str] = field(default_factory=set)  # their master SKUs
@@ -66,7 +69,8 @@ def _due(
                   listing_t.c.believed, listing_t.c.believed_at, outbox_t.c.planned_at,
                   listing_t.c.revisions_day, listing_t.c.revisions)
         .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
-        .where(outbox_t.c.channel == channel, outbox_t.c.next_attempt_at <= now)
+        .where(outbox_t.c.channel == channel, outbox_t.c.next_attempt_at <= now,
+               outbox_t.c.pending == "")  # one write at a time per listing
         .order_by(outbox_t.c.id)
     )
     rows = [dict(r) for r in conn.execute(query).mappings()]
@@ -182,6 +186,7 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
     outcome = PushOutcome()
     connector = engine.connector(channel)
     budget = _budget(connector.capabilities)
+    _collect(engine, channel, connector, budget, outcome)
     now = engine.clock()
     with engine.db.begin() as conn:
         rows, watermark = _due(conn, engine.config, channel.name, now)
@@ -207,34 +212,94 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
             outcome.error = exc
         by_sku = {r.channel_sku: r for r in results}
         with engine.db.begin() as conn:
-            for row in batch:
+            for index, row in enumerate(batch):
                 result = by_sku.get(row["channel_sku"]) or PushResult(
                     row["channel_sku"], False, RetriableChannelError("no outcome reported"))
-                if result.ok:
-                    _succeeded(conn, channel.name, row, result, engine.clock(), budget)
-                    outcome.pushed += 1
-                elif result.stale:
-                    _stale(conn, channel.name, row, result, engine.clock())
-                    outcome.stale += 1
-                    outcome.stale_skus.add(row["sku"])
-                    if result.observed is not None:
-                        outcome.stale_listings.append(row["listing_id"])
-                elif isinstance(result.error, Deferred):
-                    _deferred(conn, row, result.error, engine.clock())
-                    outcome.deferred += 1
-                    outcome.error = outcome.error or result.error
-                else:
-                    _failed(engine, conn, channel.name, row, result)
-                    outcome.failed += 1
+                _record(engine, conn, channel.name, {**row, "index": index}, result, budget,
+                        outcome)
         if outcome.error:
             break  # the channel itself is failing: leave the rest for the next cycle
-    if outcome.pushed or outcome.failed or outcome.stale:
-        log.info("%s: pushed %d, failed %d, held %d, stale %d", channel.name, outcome.pushed,
-                 outcome.failed, outcome.held, outcome.stale)
+    if outcome.pushed or outcome.failed or outcome.stale or outcome.awaiting:
+        log.info("%s: pushed %d, failed %d, held %d, stale %d, awaiting the channel %d",
+                 channel.name, outcome.pushed, outcome.failed, outcome.held, outcome.stale,
+                 outcome.awaiting)
     with engine.db.begin() as conn:
         conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
             pushed_at=engine.clock()))
     return outcome
+
+
+def _record(
+    engine: SyncEngine, conn: Connection, channel: str, row: dict[str, Any],
+    result: PushResult, budget: Budget | None, outcome: PushOutcome,
+) -> None:
+    """One write's outcome, into the ledger and the tally."""
+    now = engine.clock()
+    if result.ok:
+        _succeeded(conn, channel, row, result, now, budget)
+        outcome.pushed += 1
+    elif result.pending:
+        _pending(conn, row, result.pending, now)
+        outcome.awaiting += 1
+    elif result.stale:
+        _stale(conn, channel, row, result, now)
+        outcome.stale += 1
+        outcome.stale_skus.add(row["sku"])
+        if result.observed is not None:
+            outcome.stale_listings.append(row["listing_id"])
+    elif isinstance(result.error, Deferred):
+        _deferred(conn, row, result.error, now)
+        outcome.deferred += 1
+        outcome.error = outcome.error or result.error
+    else:
+        _failed(engine, conn, channel, row, result)
+        outcome.failed += 1
+
+
+def _pending(conn: Connection, row: dict[str, Any], token: str, now: datetime) -> None:
+    """Sent; the channel reports the outcome later. No other write to the listing until then
+    (two writes in flight could apply in either order)."""
+    conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
+        pending=token, pending_at=now, pending_index=row.get("index", 0), sent=row["target"],
+        last_error=""))
+
+
+def _collect(
+    engine: SyncEngine, channel: ChannelConfig, connector: Any, budget: Budget | None,
+    outcome: PushOutcome,
+) -> None:
+    """Ask the channel for the outcomes of writes it was still processing."""
+    query = (
+        sa.select(outbox_t.c.id, outbox_t.c.listing_id, outbox_t.c.version,
+                  outbox_t.c.attempts, outbox_t.c.sent, outbox_t.c.pending,
+                  outbox_t.c.pending_at, listing_t.c.sku, listing_t.c.channel_sku,
+                  listing_t.c.ref, listing_t.c.revisions_day, listing_t.c.revisions)
+        .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
+        .where(outbox_t.c.channel == channel.name, outbox_t.c.pending != "")
+        .order_by(outbox_t.c.pending, outbox_t.c.pending_index)
+    )
+    with engine.db.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    for token, group in itertools.groupby(rows, key=lambda r: str(r["pending"])):
+        # What was sent is what the channel shows if it took it; the row itself is only
+        # released (no version matches None): the push that follows settles it, or writes
+        # the target planned since.
+        batch = [{**r, "target": r["sent"], "version": None} for r in group]
+        if not isinstance(connector, PendingOutcomes):
+            results: list[PushResult] | None = [PushResult(
+                r["channel_sku"], False, RetriableChannelError("the outcome cannot be asked"))
+                for r in batch]
+        else:
+            items = [PushItem(r["channel_sku"], r["target"], r["ref"]) for r in batch]
+            results = engine.call(channel, functools.partial(
+                connector.push_outcomes, token, items, batch[0]["pending_at"]), "push_outcomes")
+        if results is None:
+            outcome.awaiting += len(batch)
+            continue
+        with engine.db.begin() as conn:
+            for row, result in zip(batch, results, strict=True):
+                _record(engine, conn, channel.name, row, replace(result, pending=""), budget,
+                        outcome)
 
 
 def _budget(capabilities: Capabilities) -> Budget | None:
@@ -260,6 +325,9 @@ def _succeeded(
     conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(**values))
     conn.execute(outbox_t.delete().where(outbox_t.c.id == row["id"],
                                          outbox_t.c.version == row["version"]))
+    # Planned again meanwhile (a newer target): the row stays, for that one.
+    conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
+        pending="", pending_at=None, pending_index=None, sent=None))
     resolve_conflicts(conn, "push_failed", [f"{channel}:{row['channel_sku']}"], now)
 
 
@@ -317,7 +385,8 @@ def _failed(
     # with its answer lost: a read-back showing exactly this quantity settles it.
     sent = None if permanent else row["target"]
     conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
-        attempts=attempts, next_attempt_at=now + delay, last_error=str(error)[:500], sent=sent))
+        attempts=attempts, next_attempt_at=now + delay, last_error=str(error)[:500], sent=sent,
+        pending="", pending_at=None, pending_index=None))
     conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(
         push_failures=listing_t.c.push_failures + 1))
     if permanent or attempts >= engine.config.daemon.push_attempts:

@@ -30,6 +30,9 @@ def status(conn: Connection, config: Config, now: datetime) -> dict[str, Any]:
     states = {r["name"]: r for r in conn.execute(sa.select(state_t)).mappings()}
     outbox: dict[str, int] = dict(conn.execute(
         sa.select(outbox_t.c.channel, sa.func.count()).group_by(outbox_t.c.channel)).all())
+    awaiting = {c: (int(n), at) for c, n, at in conn.execute(
+        sa.select(outbox_t.c.channel, sa.func.count(), sa.func.min(outbox_t.c.pending_at))
+        .where(outbox_t.c.pending != "").group_by(outbox_t.c.channel))}
     listings: dict[str, int] = dict(conn.execute(
         sa.select(listing_t.c.channel, sa.func.count()).group_by(listing_t.c.channel)).all())
     channels = []
@@ -41,6 +44,9 @@ def status(conn: Connection, config: Config, now: datetime) -> dict[str, Any]:
             "last_read_back": _iso(state.get("reconciled_at")),
             "cursor": _iso(state.get("cursor")), "cursor_age_s": _age(state.get("cursor"), now),
             "pending_outbox": int(outbox.get(channel.name, 0)),
+            # sent, the channel still processing them (an Amazon feed), and since when
+            "awaiting_channel": awaiting.get(channel.name, (0, None))[0],
+            "awaiting_since": _iso(awaiting.get(channel.name, (0, None))[1]),
             # writes refused by compare-and-set because the channel changed first
             "stale_compares": int(state.get("stale_compares") or 0),
             "last_stale_compare": _iso(state.get("stale_at")),

@@ -25,7 +25,7 @@ import pytest
 import respx
 from pydantic import ValidationError
 
-from channelsync.connector import BadRecord, Connector, OrderLineSnapshot, PushItem
+from channelsync.connector import BadRecord, Connector, OrderLineSnapshot, PushItem, PushResult
 from channelsync.errors import (
     ConfigError,
     PermanentChannelError,
@@ -806,7 +806,7 @@ def feed_routes(api: respx.MockRouter, statuses: list[str], body: dict[str, Any]
 
 def test_more_than_the_threshold_goes_as_one_feed(api: respx.MockRouter) -> None:
     sleeps = Sleeps()
-    connector = make(sleep=sleeps, feed_threshold=2, feed_poll_interval=5)
+    connector = make(sleep=sleeps, feed_threshold=2, feed_poll_interval=1)
     body = report({"messageId": 2, "sku": "TASSE-☕", "code": "90220", "severity": "ERROR",
                    "message": "'fulfillment_availability' is invalid."},
                   {"messageId": 3, "sku": "BOWL", "code": "18027", "severity": "WARNING",
@@ -819,7 +819,7 @@ def test_more_than_the_threshold_goes_as_one_feed(api: respx.MockRouter) -> None
     assert isinstance(results[1].error, PermanentChannelError)
     assert "90220" in str(results[1].error)
     assert patches.call_count == 0 and routes["feed"].call_count == 1
-    assert sleeps.count(5) == 2  # polled until DONE
+    assert sleeps.count(1) == 2  # polled until DONE, within the push's short wait
     created = json.loads(routes["feed"].calls.last.request.content)
     assert created["feedType"] == "JSON_LISTINGS_FEED" and created["inputFeedDocumentId"] == "doc-1"
     assert created["marketplaceIds"] == [US]
@@ -853,16 +853,28 @@ def test_a_plain_report_and_feed_level_errors(api: respx.MockRouter) -> None:
 def test_a_feed_that_does_not_finish_well_fails_every_item(
     api: respx.MockRouter, statuses: list[str], error: type[Exception]
 ) -> None:
-    clock = [0.0]
-    connector = make(feed_threshold=0, feed_poll_interval=10, feed_timeout=35,
-                     sleep=lambda s: clock.__setitem__(0, clock[0] + s))
-    connector._feed.clock = lambda: clock[0]
+    """The push waits a few seconds (feed_wait); a feed still processing comes back pending,
+    and each later cycle asks once, until it is done or feed_timeout has passed."""
+    sleeps, start = Sleeps(), datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    now = [start]
+    connector = AmazonConnector(
+        "amz", settings(feed_threshold=0, feed_poll_interval=10, feed_timeout=35),
+        sleep=sleeps, monotonic=sleeps.now, clock=lambda: now[0])
     fatal = report({"severity": "ERROR", "code": "FATAL", "message": "cannot parse"},
                    accepted=0, total=0)
     feed_routes(api, statuses, fatal)
-    results = connector.push_quantities([PushItem("A", 1), PushItem("B", 1)])
+    items = [PushItem("A", 1), PushItem("B", 1)]
+    results: list[PushResult] | None = connector.push_quantities(items)
+    cycles = 0
+    while results is None or any(r.pending for r in results):
+        assert results is None or {r.pending for r in results} == {"F1"}
+        now[0] += timedelta(seconds=10)  # the next cycle
+        cycles += 1
+        results = connector.push_outcomes("F1", items, start)
     assert [r.ok for r in results] == [False, False]
     assert all(type(r.error) is error for r in results)
+    assert cycles == {"IN_PROGRESS": 1, "CANCELLED": 0, "IN_QUEUE": 4}[statuses[0]]
+    assert sleeps == []  # the 10 s poll does not fit the push's 5 s wait: no sleeping
     connector.close()
 
 

@@ -122,3 +122,45 @@ def test_amazon_order_budget_spent_defers_the_pull_not_the_cycle(
             assert len(deferrals) == 1 and "next call allowed in 2m5" in deferrals[0].message
         finally:
             app.close()
+
+
+def test_a_feed_amazon_is_slow_over_is_collected_by_a_later_cycle(engine: Engine) -> None:
+    """Amazon takes minutes over a feed: the push waits a moment (feed_wait), then the
+    cycle goes on; later cycles collect the outcome, and no second write goes to a listing
+    whose feed is still being processed (two writes in flight could apply in any order)."""
+    import time
+
+    from channelsync.reports import status
+
+    skus = [f"SKU-{n:03d}" for n in range(120)]  # above feed_threshold (100): one feed
+    text = CONFIG.replace('lwa_client_secret = "s"\n', 'lwa_client_secret = "s"\n'
+                          "feed_wait = 0.3\nfeed_poll_interval = 0.1\n")
+    with WooCommerceEmulator(consumer_key="ck_x", consumer_secret="cs_x") as shop, \
+            AmazonEmulator(seller_id="A2SELLER", rate_limits=False, feed_delay=2.5) as amazon:
+        for sku in skus:
+            httpx.post(f"{amazon.url}/_sandbox/listings", json={"sku": sku, "quantity": 0})
+        app = App(parse_config(text.format(shop=shop.url, amazon=amazon.url), env={}))
+        app.__dict__["db"] = engine
+        try:
+            app.set_stock([StockRow(sku, 5) for sku in skus], reason="count")
+            (report,) = app.engine.sync(["amazon"])
+            assert report.awaiting == 120 and report.pushed == 0 and not report.error
+            assert set(shows(amazon).values()) == {0}  # Amazon has not applied it yet
+            with engine.connect() as conn:
+                (row,) = [c for c in status(conn, app.config, app.now())["channels"]
+                          if c["name"] == "amazon"]
+            assert row["awaiting_channel"] == 120 and row["awaiting_since"]
+            app.set_stock([StockRow(skus[0], 3)], reason="count")  # planned while in flight
+            (report,) = app.engine.sync(["amazon"])
+            assert report.awaiting == 120 and report.pushed == 0
+            requests = amazon.stats()["requests"]
+            assert requests["createFeed"] == 1 and requests.get("patchListingsItem", 0) == 0
+            time.sleep(2.6)  # Amazon finishes the feed
+            (report,) = app.engine.sync(["amazon"])
+            assert report.awaiting == 0 and not report.error
+            shown = shows(amazon)
+            assert shown[skus[0]] == 3  # the newer target, written after the feed's outcome
+            assert all(shown[sku] == 5 for sku in skus[1:])
+            assert amazon.stats()["requests"]["createFeed"] == 1
+        finally:
+            app.close()

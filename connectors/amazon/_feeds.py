@@ -3,6 +3,11 @@
 createFeedDocument -> upload the document's bytes to the presigned URL -> createFeed ->
 getFeed until DONE, FATAL or CANCELLED -> getFeedDocument -> download (gunzip) the
 processing report -> one outcome per message, matched by ``messageId``.
+
+Amazon takes minutes to process a feed. A push waits for it only a few seconds
+(``wait``); a feed still processing then comes back ``pending`` (its feed id), and later
+cycles ask once each (``collect``) until it is done or ``timeout`` has passed: a channel's
+cycle never sits for minutes on a feed.
 """
 
 from __future__ import annotations
@@ -55,14 +60,15 @@ def encode(document: dict[str, Any]) -> bytes:
 
 @dataclass
 class FeedRun:
-    """Submits one feed and waits for its outcome."""
+    """Submits one feed, waits a little for its outcome, and collects it later if need be."""
 
     api: SpApi
     http: Http
     feeds: Any  # _client.FeedsClient
     marketplace_id: str
-    poll_interval: float
-    timeout: float
+    poll_interval: float  # between checks while a push waits
+    timeout: float  # a feed still processing after this long has failed
+    wait_seconds: float = 5.0  # how long a push waits before leaving the feed to later cycles
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     channel: str = field(init=False)
@@ -75,6 +81,30 @@ class FeedRun:
     ) -> list[PushResult]:
         feed_id = self.submit(encode(feed_document(seller_id, product_type, items)))
         feed = self.wait(feed_id)
+        if feed.get("processingStatus") in WORKING:
+            log.info("%s: feed %s of %d messages is %s; its outcome is collected in a later "
+                     "cycle", self.channel, feed_id, len(items), feed.get("processingStatus"))
+            return [PushResult(item.channel_sku, ok=False, pending=feed_id) for item in items]
+        return self.outcome(feed_id, feed, items)
+
+    def collect(
+        self, feed_id: str, items: Sequence[PushItem], age: float
+    ) -> list[PushResult] | None:
+        """The outcome of a feed submitted ``age`` seconds ago; None while Amazon is still
+        processing it (and ``timeout`` has not passed)."""
+        feed = self.check(feed_id)
+        status = feed.get("processingStatus")
+        if status in WORKING:
+            if age <= self.timeout:
+                return None
+            return failed(items, RetriableChannelError(
+                f"feed {feed_id} is still {status} after {age:.0f} s; it may yet apply",
+                channel=self.channel))
+        return self.outcome(feed_id, feed, items)
+
+    def outcome(
+        self, feed_id: str, feed: dict[str, Any], items: Sequence[PushItem]
+    ) -> list[PushResult]:
         status = feed.get("processingStatus")
         log.info("%s: feed %s of %d messages: %s", self.channel, feed_id, len(items), status)
         if status == "DONE":
@@ -84,9 +114,7 @@ class FeedRun:
             why = issue_text(report.get("issues"))
             return failed(items, PermanentChannelError(
                 f"feed {feed_id} failed (FATAL): {why}", channel=self.channel))
-        reason = "was cancelled" if status == "CANCELLED" else \
-            f"is still {status} after {self.timeout:g} s; it may yet apply"
-        return failed(items, RetriableChannelError(f"feed {feed_id} {reason}",
+        return failed(items, RetriableChannelError(f"feed {feed_id} was cancelled",
                                                    channel=self.channel))
 
     def submit(self, content: bytes) -> str:
@@ -104,23 +132,27 @@ class FeedRun:
         return feed_id
 
     def wait(self, feed_id: str) -> dict[str, Any]:
-        """The feed once finished, or as it stands when ``timeout`` runs out."""
-        deadline = self.clock() + self.timeout
+        """The feed once finished, or as it stands after ``wait_seconds``."""
+        deadline = self.clock() + self.wait_seconds
         feed: dict[str, Any] = {"feedId": feed_id, "processingStatus": "IN_QUEUE"}
         while True:
             try:
-                feed = self.api.payload("getFeed", self.api.call(
-                    "getFeed", lambda: self.feeds.get_feed(feed_id)))
-            except RetriableChannelError as exc:  # the feed goes on: keep asking
+                feed = self.check(feed_id)
+            except RetriableChannelError as exc:  # the feed goes on: ask again, or later
                 log.info("%s: feed %s: %s", self.channel, feed_id, exc)
-            status = feed.get("processingStatus")
-            if status in FINISHED:
+            if feed.get("processingStatus") in FINISHED:
                 return feed
-            if status not in WORKING:
-                raise self.api.malformed("getFeed", feed)
             if self.clock() + self.poll_interval > deadline:
                 return feed
             self.sleep(self.poll_interval)
+
+    def check(self, feed_id: str) -> dict[str, Any]:
+        """The feed as Amazon has it now (one getFeed)."""
+        feed = self.api.payload("getFeed", self.api.call(
+            "getFeed", lambda: self.feeds.get_feed(feed_id)))
+        if feed.get("processingStatus") not in FINISHED | WORKING:
+            raise self.api.malformed("getFeed", feed)
+        return feed
 
     def report(self, feed: dict[str, Any]) -> dict[str, Any]:
         document_id = feed.get("resultFeedDocumentId")

@@ -59,7 +59,8 @@ from connectors.amazon._transport import CredentialsRefused, Http
 DEFAULT_TIMEOUT = 10.0  # the library's own default for sync clients is 5 s
 DEFAULT_FEED_THRESHOLD = 100
 DEFAULT_PRODUCT_TYPE = "PRODUCT"
-DEFAULT_FEED_POLL_INTERVAL = 15.0
+DEFAULT_FEED_POLL_INTERVAL = 1.0  # while a push waits for its feed
+DEFAULT_FEED_WAIT = 5.0  # then the feed's outcome is collected by later cycles
 DEFAULT_FEED_TIMEOUT = 1800.0  # a feed takes minutes; 30 more is a feed that is stuck
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PUSH_BATCH_SIZE = 10_000  # the engine's batch: more than feed_threshold goes as one feed
@@ -92,6 +93,7 @@ class AmazonSettings(BaseModel):
     feed_threshold: int = Field(default=DEFAULT_FEED_THRESHOLD, ge=0)
     product_type: str = Field(default=DEFAULT_PRODUCT_TYPE, min_length=1)
     feed_poll_interval: float = Field(default=DEFAULT_FEED_POLL_INTERVAL, gt=0)
+    feed_wait: float = Field(default=DEFAULT_FEED_WAIT, ge=0)
     feed_timeout: float = Field(default=DEFAULT_FEED_TIMEOUT, gt=0)
 
     @field_validator("marketplace")
@@ -149,7 +151,8 @@ class AmazonConnector:
                                      self._http, settings.timeout)
         self._feed = FeedRun(self._api, self._http, self._clients.feeds,
                              self.marketplace.marketplace_id, settings.feed_poll_interval,
-                             settings.feed_timeout, sleep=sleep, clock=monotonic)
+                             settings.feed_timeout, settings.feed_wait, sleep=sleep,
+                             clock=monotonic)
 
     def __repr__(self) -> str:
         return (f"AmazonConnector(name={self.name!r}, "
@@ -282,6 +285,14 @@ class AmazonConnector:
             results += self._feed.push(self.settings.seller_id, self.settings.product_type,
                                        chunk)
         return results
+
+    def push_outcomes(
+        self, pending: str, items: Sequence[PushItem], submitted_at: datetime
+    ) -> list[PushResult] | None:
+        """The outcome of feed ``pending`` (pushes above ``feed_threshold`` that Amazon was
+        still processing when the push stopped waiting); None while it still is."""
+        age = (self._clock() - submitted_at).total_seconds()
+        return self._feed.collect(pending, items, age)
 
     def _failed(self, sku: str, message: str) -> PushResult:
         return PushResult(sku, ok=False, error=PermanentChannelError(message, channel=self.name))

@@ -1,4 +1,4 @@
-"""deferred calls and where a pull resumes; drift suspects; writes of unknown outcome
+"""deferred calls and where a pull resumes; drift suspects; writes of unknown or later outcome
 
 Revision ID: 0006
 Revises: 0005
@@ -26,6 +26,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('drift_expected', sa.Integer(), nullable=True))
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sent', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('pending', sa.Text(), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('pending_at', channelsync.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('pending_index', sa.Integer(), nullable=True))
     with op.batch_alter_table('channel_state', schema=None) as batch_op:
         # JSON: {"orders": "2026-12-04T09:33:00+00:00", ...}; calls deferred by a rate limit
         batch_op.add_column(sa.Column('deferred', sa.Text(), nullable=False, server_default='{}'))
@@ -38,6 +41,9 @@ def downgrade() -> None:
         batch_op.drop_column('pull_resume')
         batch_op.drop_column('deferred')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_column('pending_index')
+        batch_op.drop_column('pending_at')
+        batch_op.drop_column('pending')
         batch_op.drop_column('sent')
     with op.batch_alter_table('listing', schema=None) as batch_op:
         batch_op.drop_column('drift_expected')
