@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.workload import CHANNEL, COUNTED_AT, STOCK_PER_SKU, Workload, identity
-from channelsync.ledger import ApplyResult, apply_page, sku_t
-from channelsync.stock import StockRow, set_stock
+from channelsync.ledger.apply import ApplyResult, apply_page, sku_t
+from channelsync.ledger.stock import StockRow, set_stock
 
 
 @dataclass

@@ -20,12 +20,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
 
-from channelsync import registry, rules
+from channelsync import registry
 from channelsync.config import Config, parse_config
 from channelsync.connector import Capabilities, ChannelListing, OrderPage, PushItem, PushResult
-from channelsync.engine import SyncEngine
-from channelsync.ledger import sku_t, state_t
-from channelsync.planner import listing_t, outbox_t
+from channelsync.ledger.apply import sku_t, state_t
+from channelsync.sync import rules
+from channelsync.sync.engine import SyncEngine
+from channelsync.sync.planner import listing_t, outbox_t
 
 CHANNEL = "shop"
 TYPE = "benchfake"

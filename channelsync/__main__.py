@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from channelsync.cli import main
+from channelsync.cli.common import main
 
 main()

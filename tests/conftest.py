@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
-from channelsync.db import open_ledger_engine
+from channelsync.db.core import open_ledger_engine
 from tests.alert_receiver import receiver  # noqa: F401 - a fixture for every test module
 
 PG_URL_ENV = "CHANNELSYNC_TEST_PG_URL"
@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_logging() -> Iterator[None]:
-    """CLI tests configure logging (channelsync.logs); later tests must not inherit it."""
+    """CLI tests configure logging (channelsync.service.logs); later tests must not inherit it."""
     import logging
 
     root = logging.getLogger()

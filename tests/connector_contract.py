@@ -28,7 +28,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync import ledger
 from channelsync.connector import (
     Capabilities,
     ChannelListing,
@@ -39,14 +38,15 @@ from channelsync.connector import (
     PushItem,
     PushResult,
 )
-from channelsync.db import open_ledger_engine
+from channelsync.db.core import open_ledger_engine
 from channelsync.errors import (
     ChannelError,
     PermanentChannelError,
     RetriableChannelError,
     ThrottledError,
 )
-from channelsync.stock import StockRow, set_stock
+from channelsync.ledger import apply as ledger
+from channelsync.ledger.stock import StockRow, set_stock
 from tests.ledger_helpers import check_invariants
 
 LARGE = 1_000_000

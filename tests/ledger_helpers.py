@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync import ledger, stock
 from channelsync.connector import OrderLineSnapshot
+from channelsync.ledger import apply as ledger
+from channelsync.ledger import stock
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -47,7 +48,7 @@ def sku_row(engine: Engine, sku: str) -> dict[str, Any]:
 
 
 def open_conflicts(engine: Engine, kind: str | None = None) -> list[dict[str, Any]]:
-    from channelsync.conflicts import list_conflicts
+    from channelsync.ledger.conflicts import list_conflicts
 
     with engine.connect() as conn:
         return [c for c in list_conflicts(conn) if kind is None or c["kind"] == kind]

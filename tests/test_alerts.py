@@ -16,13 +16,18 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from channelsync.alerts import AlertDispatcher, AlertRun, AppriseSender, mask_url
-from channelsync.cli import app
+from channelsync.cli.common import app
 from channelsync.config import Config, parse_config
-from channelsync.conflicts import ConflictRecord, conflict_t, open_conflicts, resolve_conflicts
-from channelsync.db import open_ledger_engine
-from channelsync.ledger import kit_t, state_t
-from channelsync.stock import StockRow, set_stock
+from channelsync.db.core import open_ledger_engine
+from channelsync.ledger.apply import kit_t, state_t
+from channelsync.ledger.conflicts import (
+    ConflictRecord,
+    conflict_t,
+    open_conflicts,
+    resolve_conflicts,
+)
+from channelsync.ledger.stock import StockRow, set_stock
+from channelsync.service.alerts import AlertDispatcher, AlertRun, AppriseSender, mask_url
 from tests.alert_receiver import SECRET, Receiver
 from tests.ledger_helpers import T0, apply, count, snap
 from tests.ledger_helpers import open_conflicts as list_open

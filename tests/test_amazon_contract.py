@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from channelsync.config import parse_config
-from channelsync.conflicts import conflict_t
 from channelsync.connector import Connector
-from channelsync.db import open_ledger_engine
-from channelsync.engine import SyncEngine
-from channelsync.ledger import line_t
-from channelsync.stock import StockRow, set_stock
+from channelsync.db.core import open_ledger_engine
+from channelsync.ledger.apply import line_t
+from channelsync.ledger.conflicts import conflict_t
+from channelsync.ledger.stock import StockRow, set_stock
+from channelsync.sync.engine import SyncEngine
 from connectors.amazon import AmazonConnector, AmazonSettings
 from connectors.amazon._listings import SEARCH_PAGE_SIZE
 from connectors.amazon._orders import PAGE_SIZE

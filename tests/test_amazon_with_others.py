@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from channelsync.app import App
 from channelsync.config import parse_config
-from channelsync.stock import StockRow
+from channelsync.ledger.stock import StockRow
+from channelsync.service.app import App
 from connectors.amazon.emulator import AmazonEmulator
 from connectors.woocommerce.emulator import WooCommerceEmulator
 
@@ -81,7 +81,7 @@ def test_amazon_order_budget_spent_defers_the_pull_not_the_cycle(
     burst, a cycle must not sit in the rate limit: the pull is deferred (logged once, shown
     by status), a WooCommerce sale still reaches Amazon, and an increase to Amazon waits
     until its orders were pulled again (echo-safe)."""
-    from channelsync.reports import status
+    from channelsync.service.reports import status
 
     with WooCommerceEmulator(consumer_key="ck_x", consumer_secret="cs_x") as shop, \
             AmazonEmulator(seller_id="A2SELLER", rate_limits=True) as amazon:
@@ -92,7 +92,7 @@ def test_amazon_order_budget_spent_defers_the_pull_not_the_cycle(
         try:
             app.set_stock([StockRow("MUG", 10)], reason="count")
             app.engine.sync(["shop"])
-            caplog.set_level("INFO", logger="channelsync.engine")
+            caplog.set_level("INFO", logger="channelsync.sync.engine")
             cycles = 0
             while cycles < 25:
                 cycles += 1
@@ -130,7 +130,7 @@ def test_a_feed_amazon_is_slow_over_is_collected_by_a_later_cycle(engine: Engine
     whose feed is still being processed (two writes in flight could apply in any order)."""
     import time
 
-    from channelsync.reports import status
+    from channelsync.service.reports import status
 
     skus = [f"SKU-{n:03d}" for n in range(120)]  # above feed_threshold (100): one feed
     text = CONFIG.replace('lwa_client_secret = "s"\n', 'lwa_client_secret = "s"\n'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from channelsync.budget import RESERVE, Budget
+from channelsync.sync.budget import RESERVE, Budget
 
 NOON_PACIFIC = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)  # 12:00 in Los Angeles
 EBAY = Budget(250, "America/Los_Angeles")

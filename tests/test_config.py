@@ -8,7 +8,7 @@ import pytest
 
 from channelsync.config import find_config, load_config, parse_config
 from channelsync.errors import ConfigError
-from channelsync.rules import resolve
+from channelsync.sync.rules import resolve
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "channels.example.toml"
 ENV = {"WOO_CONSUMER_KEY": "ck_live_123", "WOO_CONSUMER_SECRET": "cs_topsecret_456"}

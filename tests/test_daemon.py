@@ -164,11 +164,11 @@ def test_a_short_deferral_runs_the_channel_again_when_the_call_is_allowed(
     from datetime import timedelta
 
     from channelsync import registry
-    from channelsync.app import App
     from channelsync.config import parse_config
-    from channelsync.daemon import DEFER_MARGIN, Channels
     from channelsync.errors import Deferred
-    from channelsync.models import utcnow
+    from channelsync.ledger.schema import utcnow
+    from channelsync.service.app import App
+    from channelsync.service.daemon import DEFER_MARGIN, Channels
     from tests import fakes
 
     monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync.db import (
+from channelsync.db.core import (
     channel_lock,
     create_engine,
     current_revision,
@@ -22,7 +22,7 @@ from channelsync.db import (
     upgrade,
 )
 from channelsync.errors import LedgerError
-from channelsync.models import Conflict, Reservation, Sku
+from channelsync.ledger.schema import Conflict, Reservation, Sku
 
 LEDGER_TABLES = {
     "sku",
@@ -125,7 +125,7 @@ def test_sqlite_channel_lock_is_freed_when_its_process_dies(sqlite_url: str) -> 
     holder = subprocess.Popen(
         [sys.executable, "-c", (
             "import sys, time\n"
-            "from channelsync.db import channel_lock, create_engine\n"
+            "from channelsync.db.core import channel_lock, create_engine\n"
             f"with channel_lock(create_engine({sqlite_url!r}), 'shop') as got:\n"
             "    print(got, flush=True)\n"
             "    time.sleep(60)\n")],
@@ -205,7 +205,7 @@ def test_pg_channel_lock_is_freed_when_the_holder_is_terminated(
 
 _HOLDER = """
 import sys, time
-from channelsync.db import channel_lock, create_engine
+from channelsync.db.core import channel_lock, create_engine
 with channel_lock(create_engine(sys.argv[1]), "shop") as got:
     print(got, flush=True)
     time.sleep(120)
@@ -286,7 +286,7 @@ def test_one_open_conflict_per_kind_and_subject(engine: Engine) -> None:
 def test_a_ledger_from_an_older_release_is_migrated_in_place(ledger_url: str) -> None:
     import sqlalchemy as sa
 
-    from channelsync.db import create_engine, current_revision, head_revision, upgrade
+    from channelsync.db.core import create_engine, current_revision, head_revision, upgrade
 
     engine = create_engine(ledger_url)
     try:

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from channelsync.app import App
 from channelsync.config import parse_config
-from channelsync.db import open_ledger_engine
-from channelsync.engine import SyncEngine
-from channelsync.stock import StockRow
+from channelsync.db.core import open_ledger_engine
+from channelsync.ledger.stock import StockRow
+from channelsync.service.app import App
+from channelsync.sync.engine import SyncEngine
 from connectors.ebay import EbayConnector
 from connectors.ebay.emulator import EbayEmulator
 from connectors.woocommerce.emulator import WooCommerceEmulator

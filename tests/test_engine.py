@@ -11,13 +11,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync import ledger, registry
-from channelsync.app import App
+from channelsync import registry
 from channelsync.config import Config, parse_config
-from channelsync.engine import SyncEngine
 from channelsync.errors import RetriableChannelError, ThrottledError
-from channelsync.planner import outbox_t
-from channelsync.stock import StockRow
+from channelsync.ledger import apply as ledger
+from channelsync.ledger.stock import StockRow
+from channelsync.service.app import App
+from channelsync.sync.engine import SyncEngine
+from channelsync.sync.planner import outbox_t
 from tests import fakes
 from tests.ledger_helpers import check_invariants, open_conflicts
 
@@ -156,7 +157,7 @@ def test_pushes_go_in_batches_of_the_connector_size(engine: Engine, clock: Clock
 
 
 def test_an_increase_waits_for_a_pull_after_the_last_push(engine: Engine, clock: Clock) -> None:
-    from channelsync.pushing import echo_safe
+    from channelsync.sync.pushing import echo_safe
 
     pushed_at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     row = {"last_pushed": 3, "last_pushed_at": pushed_at, "target": 5}
@@ -186,7 +187,7 @@ def test_a_failing_channel_does_not_stop_the_others(engine: Engine, clock: Clock
     reports = sync.sync()
     assert "down" in reports[0].error
     assert b.quantities["MUG"] == 2
-    from channelsync.reports import status
+    from channelsync.service.reports import status
 
     with engine.connect() as conn:
         channels = {c["name"]: c for c in status(conn, config, clock())["channels"]}
@@ -300,7 +301,7 @@ def test_orders_for_unknown_skus_apply_once_the_sku_exists(engine: Engine, clock
 
 
 def test_a_channel_held_by_another_process_is_skipped(engine: Engine, clock: Clock) -> None:
-    from channelsync.db import channel_lock, create_engine
+    from channelsync.db.core import channel_lock, create_engine
 
     sync, config = make(engine, clock)
     fakes.CHANNELS["a"].quantities["MUG"] = 0
@@ -395,7 +396,7 @@ def test_a_daily_revision_budget_holds_increases_not_decreases(
 ) -> None:
     from dataclasses import replace
 
-    from channelsync.budget import RESERVE
+    from channelsync.sync.budget import RESERVE
 
     capped = replace(fakes.FakeConnector.capabilities, daily_revisions=RESERVE + 2)
     monkeypatch.setattr(fakes.FakeConnector, "capabilities", capped)
@@ -413,7 +414,7 @@ def test_a_daily_revision_budget_holds_increases_not_decreases(
     set_stock(engine, config, clock, MUG=2)
     sync.sync(["a"], read_back=False)
     assert a.quantities["MUG"] == 2  # a decrease goes at once
-    from channelsync.planner import listing_t
+    from channelsync.sync.planner import listing_t
 
     with engine.connect() as conn:
         row = conn.execute(sa.select(listing_t.c.revisions, listing_t.c.revisions_day)).one()
@@ -476,7 +477,7 @@ def test_a_deferred_pull_waits_for_its_time_and_pushes_still_go_out(
     """A rate limit that would make a pull wait minutes defers it: the cycle goes on, a
     sale elsewhere still reaches the channel, and the pull is made once it is allowed."""
     from channelsync.errors import Deferred
-    from channelsync.reports import status
+    from channelsync.service.reports import status
 
     sync, config = make(engine, clock)
     a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
@@ -584,8 +585,8 @@ def test_a_pull_stopped_by_a_rate_limit_goes_on_from_its_next_page(
 def test_a_saved_page_the_channel_refuses_starts_the_pull_over(
     engine: Engine, clock: Clock
 ) -> None:
-    from channelsync.deferrals import Resume, save_resume_point
     from channelsync.errors import PermanentChannelError
+    from channelsync.sync.deferrals import Resume, save_resume_point
 
     sync, config = make(engine, clock)
     a = fakes.CHANNELS["a"]

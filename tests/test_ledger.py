@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync import ledger
 from channelsync.connector import BadRecord
+from channelsync.ledger import apply as ledger
 from tests.ledger_helpers import (
     apply,
     at,
@@ -236,7 +236,7 @@ def test_an_order_edited_below_what_shipped_puts_nothing_back(engine: Engine) ->
 def test_a_count_keeps_the_fields_it_does_not_give(engine: Engine) -> None:
     from datetime import UTC, datetime
 
-    from channelsync import stock
+    from channelsync.ledger import stock
 
     with engine.begin() as conn:
         stock.set_stock(conn, [stock.StockRow("MUG", 4, 2, "Blue mug", "4006381333931")],

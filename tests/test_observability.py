@@ -13,13 +13,14 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from channelsync import httpd, ledger
 from channelsync.config import Config, parse_config
-from channelsync.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
-from channelsync.events import EventBus
-from channelsync.ledger import state_t
-from channelsync.observability import Metrics, routes
-from channelsync.planner import listing_t, outbox_t
+from channelsync.ledger import apply as ledger
+from channelsync.ledger.apply import state_t
+from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.service import httpd
+from channelsync.service.observability import Metrics, routes
+from channelsync.sync.events import EventBus
+from channelsync.sync.planner import listing_t, outbox_t
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CONFIG = """

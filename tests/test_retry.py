@@ -10,8 +10,8 @@ from channelsync.errors import (
     RetriableChannelError,
     ThrottledError,
 )
-from channelsync.ratelimit import TokenBucket, deferring, human_wait
-from channelsync.retry import RetryPolicy
+from channelsync.sync.ratelimit import TokenBucket, deferring, human_wait
+from channelsync.sync.retry import RetryPolicy
 
 
 class Flaky:

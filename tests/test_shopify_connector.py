@@ -1342,7 +1342,7 @@ def test_emulator_a_long_cost_wait_defers_a_pull_but_a_read_waits(
     page), a wait longer than a cycle should take defers it; reading every listing cannot
     be split, so there the client waits as before."""
     from channelsync.errors import Deferred
-    from channelsync.ratelimit import deferring
+    from channelsync.sync.ratelimit import deferring
     from connectors.shopify.emulator import ShopifyEmulator
 
     emu = ShopifyEmulator(access_token=EMULATOR_TOKEN, monotonic=fake_time, bucket_size=1000.0,

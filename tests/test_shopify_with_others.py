@@ -14,10 +14,10 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from channelsync import reports
-from channelsync.app import App
 from channelsync.config import parse_config
-from channelsync.stock import StockRow
+from channelsync.ledger.stock import StockRow
+from channelsync.service import reports
+from channelsync.service.app import App
 from connectors.shopify.emulator import ShopifyEmulator
 from connectors.woocommerce.emulator import WooCommerceEmulator
 from tests.ledger_helpers import check_invariants, open_conflicts

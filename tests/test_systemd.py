@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from channelsync.systemd import Notifier, Watchdog
+from channelsync.service.systemd import Notifier, Watchdog
 from tests.conftest import running_in_ci
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def test_an_unreachable_socket_returns_false_and_warns_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     notifier = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "nobody-listens")})
-    with caplog.at_level(logging.DEBUG, logger="channelsync.systemd"):
+    with caplog.at_level(logging.DEBUG, logger="channelsync.service.systemd"):
         assert notifier.ready() is False
         assert notifier.watchdog() is False
     levels = [r.levelno for r in caplog.records if "cannot notify systemd" in r.message]
@@ -203,7 +203,7 @@ def test_the_watchdog_pings_only_while_healthy(
     finally:
         watchdog.stop()
     assert "systemd-watchdog" not in [thread.name for thread in threading.enumerate()]
-    messages = [r.message for r in caplog.records if r.name == "channelsync.systemd"]
+    messages = [r.message for r in caplog.records if r.name == "channelsync.service.systemd"]
     assert len([m for m in messages if "unhealthy" in m]) == 1
     assert len([m for m in messages if "healthy again" in m]) == 1
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from channelsync import httpd
 from channelsync.config import Config, parse_config
 from channelsync.errors import ConfigError
-from channelsync.webhooks import WebhookReceiver, routes, signature
+from channelsync.service import httpd
+from channelsync.service.webhooks import WebhookReceiver, routes, signature
 
 SECRET = "wh-secret-&-more"
 BODY = b'{"id": 42, "billing": {"email": "jane.doe@example.com"}}'

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from channelsync.app import App
 from channelsync.config import parse_config
-from channelsync.stock import StockRow
+from channelsync.ledger.stock import StockRow
+from channelsync.service.app import App
 from connectors.woocommerce.emulator import WooCommerceEmulator
 
 CONFIG = """

@@ -30,7 +30,7 @@ from channelsync.errors import (
     RetriableChannelError,
     ThrottledError,
 )
-from channelsync.ratelimit import TokenBucket
+from channelsync.sync.ratelimit import TokenBucket
 from connectors._http import parse_retry_after, redact
 from connectors.amazon._auth import TokenStore
 from connectors.amazon._library import (

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from channelsync.sandbox import Raw, Request, Response
+from channelsync.sandbox.emulator import Raw, Request, Response
 
 __all__ = ["CLIENT_ID_PREFIX", "REFRESH_TOKEN_PREFIX", "Lwa", "Presigner"]
 

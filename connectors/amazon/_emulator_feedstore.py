@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from channelsync.sandbox import Raw, Request, Response
+from channelsync.sandbox.emulator import Raw, Request, Response
 from connectors.amazon._emulator_auth import Presigner
 from connectors.amazon._emulator_feeds import (
     FEED_TYPE,

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from channelsync.sandbox import Request
+from channelsync.sandbox.emulator import Request
 from connectors.amazon._emulator_wire import (
     Marketplace,
     amazon_error,

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from channelsync.sandbox import BadRequest, Conflict, NotFound
+from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 from connectors.amazon._emulator_listings import (
     FA,
     ISSUE_VALUE,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from channelsync.sandbox import Request, SandboxError
+from channelsync.sandbox.emulator import Request, SandboxError
 
 __all__ = ["DEFAULT_MARKETPLACE", "INTERNAL", "QUOTA_EXCEEDED", "RATES", "UNAUTHORIZED",
            "Bucket", "Marketplace", "amazon_error", "csv_param", "error_body", "int_param",

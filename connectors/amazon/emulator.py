@@ -39,7 +39,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from channelsync.sandbox import BadRequest, Emulator, Raw, Request, Response, SandboxError, route
+from channelsync.sandbox.emulator import (
+    BadRequest,
+    Emulator,
+    Raw,
+    Request,
+    Response,
+    SandboxError,
+    route,
+)
 from connectors.amazon._emulator_auth import Lwa
 from connectors.amazon._emulator_feedstore import FeedStore
 from connectors.amazon._emulator_listings import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from channelsync.sandbox import BadRequest, Conflict, NotFound
+from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 
 __all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Variation"]
 

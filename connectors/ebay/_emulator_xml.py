@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from channelsync.sandbox import SandboxError
+from channelsync.sandbox.emulator import SandboxError
 
 __all__ = ["NS", "EbayError", "Fault", "bool_text", "child", "child_text", "element", "invalid",
            "ebay_time", "envelope", "error_element", "parse_request", "parse_time", "text"]

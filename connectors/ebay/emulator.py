@@ -32,7 +32,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from channelsync.sandbox import Emulator, Raw, Request, Response, Route, SandboxError, route
+from channelsync.sandbox.emulator import (
+    Emulator,
+    Raw,
+    Request,
+    Response,
+    Route,
+    SandboxError,
+    route,
+)
 from connectors.ebay._emulator_render import item_xml, order_xml
 from connectors.ebay._emulator_state import Listing, Store, Variation
 from connectors.ebay._emulator_xml import (

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from channelsync.sandbox import BadRequest, Conflict, NotFound
+from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 from connectors.shopify._emulator_state import PRIMARY, Listing, Store, gid, stamp
 
 __all__ = ["FINANCIAL_STATUSES", "Line", "Order", "OrderBook", "Refund", "RefundLine"]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from channelsync.sandbox import BadRequest
+from channelsync.sandbox.emulator import BadRequest
 
 __all__ = ["LOCATION_FLAGS", "PRIMARY", "QUANTITY_NAMES", "Level", "Listing", "Location",
            "Store", "gid", "parse_gid", "split_gid", "stamp"]

@@ -29,7 +29,7 @@ from channelsync.errors import (
     RetriableChannelError,
     ThrottledError,
 )
-from channelsync.ratelimit import deferral
+from channelsync.sync.ratelimit import deferral
 from connectors._http import JsonApi, redact
 from connectors.shopify._orders import ShapeError, next_cursor, nodes
 from connectors.shopify._queries import Query

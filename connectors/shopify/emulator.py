@@ -33,7 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from channelsync.sandbox import (
+from channelsync.sandbox.emulator import (
     BadRequest,
     Emulator,
     Raw,

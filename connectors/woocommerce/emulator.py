@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from channelsync.sandbox import (
+from channelsync.sandbox.emulator import (
     Conflict,
     Emulator,
     NotFound,

@@ -1,0 +1,507 @@
+"""The sync cycle: pull, apply, detect, plan, push, and read back.
+
+The engine owns state (cursors, listings, outbox, conflicts); connectors own none.
+Each channel's work runs under that channel's lock, so two daemon replicas never
+work one channel at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from channelsync.config import ChannelConfig, Config
+from channelsync.connector import ChannelListing, Connector, ListingProblem, OrderPage
+from channelsync.db.core import channel_lock
+from channelsync.errors import (
+    ChannelError,
+    ChannelSyncError,
+    Deferred,
+    Interrupted,
+    PermanentChannelError,
+    ThrottledError,
+)
+from channelsync.ledger import apply as ledger
+from channelsync.ledger.apply import ApplyResult, state_t
+from channelsync.ledger.conflicts import open_conflicts, resolve_conflicts
+from channelsync.ledger.schema import utcnow
+from channelsync.registry import load_connector
+from channelsync.sync import deferrals, planner, pushing, readback, rules
+from channelsync.sync.events import EventBus
+from channelsync.sync.ratelimit import TokenBucket, deferring, human_wait
+from channelsync.sync.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+MAX_PAGES = 10_000  # a connector that never stops paging is a bug, not a big store
+# Writes refused by compare-and-set are retried after a pull this many times in one job;
+# what is still refused then waits in the outbox for the next cycle.
+STALE_ROUNDS = 3
+# Calls a long rate-limit wait may leave to a later cycle: a pull goes on from its next page,
+# a push batch stays in the outbox. Reading every listing cannot be split: it waits.
+DEFERRABLE = frozenset({"pull_orders", "push_quantities", "push_outcomes"})
+
+
+@dataclass
+class ChannelReport:
+    channel: str
+    pulled: int = 0
+    apply: ApplyResult = field(default_factory=ApplyResult)
+    bad_records: int = 0
+    pushed: int = 0
+    push_failed: int = 0
+    held: int = 0
+    awaiting: int = 0  # writes the channel is still processing (an Amazon feed)
+    stale_compares: int = 0
+    listings: int = 0
+    unmapped: list[str] = field(default_factory=list)
+    drift: int = 0
+    error: str = ""
+    busy: bool = False  # another process holds this channel
+    # calls a rate limit left for a later cycle: what ("orders", ...) -> seconds until allowed
+    deferred: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel, "pulled": self.pulled, "applied": self.apply.applied,
+            "unchanged": self.apply.unchanged, "stale": self.apply.stale,
+            "pending": self.apply.pending, "bad_records": self.bad_records,
+            "pushed": self.pushed, "push_failed": self.push_failed, "held": self.held,
+            "awaiting": self.awaiting,
+            "stale_compares": self.stale_compares,
+            "listings": self.listings, "unmapped": self.unmapped, "drift": self.drift,
+            "conflicts_opened": self.apply.conflicts, "error": self.error, "busy": self.busy,
+            "deferred": {what: round(wait, 1) for what, wait in self.deferred.items()},
+        }
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        config: Config,
+        db: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] | None = None,
+        connectors: dict[str, Connector] | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.config = config
+        self.events = events or EventBus()
+        self.db = db
+        self.clock = clock
+        self._sleep = sleep
+        self._connectors: dict[str, Connector] = dict(connectors or {})
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+        self.on_event: Callable[[str], None] = lambda _message: None  # progress for people
+        # Set on shutdown: work stops at the next page or batch boundary, where everything
+        # done so far is committed and the cursor matches it; waits end at once.
+        self.stopping = threading.Event()
+        daemon = config.daemon
+        self.retry = RetryPolicy(daemon.retry_attempts, max_wait=daemon.retry_max_wait,
+                                 sleep=self.sleep)
+        with db.begin() as conn:
+            sync_kits(conn, config)
+
+    def sleep(self, seconds: float) -> None:
+        """Every wait of a cycle (retries, rate limits, connectors that take a ``sleep``):
+        over at once when channelsync is stopping, which raises ``Interrupted``."""
+        if self._sleep is None:
+            if self.stopping.wait(seconds):
+                raise Interrupted(f"stopping: a wait of {seconds:.1f} s was cut short")
+            return
+        if self.stopping.is_set():
+            raise Interrupted("stopping")
+        self._sleep(seconds)
+
+    # -- connectors -------------------------------------------------------------------------
+
+    def channels(self, names: Sequence[str] | None = None) -> list[ChannelConfig]:
+        if names:
+            return [self.config.channel(n) for n in names]
+        return [c for c in self.config.channels if c.enabled]
+
+    def connector(self, channel: ChannelConfig) -> Connector:
+        with self._lock:
+            return self._connector(channel)
+
+    def _connector(self, channel: ChannelConfig) -> Connector:
+        if channel.name not in self._connectors:
+            factory = load_connector(channel.type)
+            extra: dict[str, Any] = {}
+            if _takes(factory, "sleep"):  # its waits (rate limits, polling) end on shutdown
+                extra["sleep"] = self.sleep
+            self._connectors[channel.name] = factory(
+                channel.name, channel.settings, endpoint=channel.endpoint, **extra
+            )
+        return self._connectors[channel.name]
+
+    def call(self, channel: ChannelConfig, fn: Callable[[], Any], operation: str) -> Any:
+        """One channel API call: rate limited, retried by the one policy, observed."""
+        caps = self.connector(channel).capabilities
+        with self._lock:
+            bucket = self._buckets.get(channel.name)
+            if bucket is None:
+                bucket = TokenBucket(caps.requests_per_second, caps.burst, sleep=self.sleep)
+                self._buckets[channel.name] = bucket
+
+        def attempt() -> Any:
+            bucket.acquire()
+            started = time.monotonic()
+            outcome: str | None = "error"
+            try:
+                result = fn()
+                outcome = "ok"
+                return result
+            except ThrottledError:
+                outcome = "throttled"
+                raise
+            except Deferred:
+                outcome = None  # the connector did not call the channel
+                raise
+            finally:
+                if outcome is not None:
+                    self.events.emit("api_call", channel=channel.name, operation=operation,
+                                     outcome=outcome, seconds=time.monotonic() - started)
+
+        try:
+            with deferring(operation in DEFERRABLE):
+                return self.retry.call(attempt)
+        except Deferred as exc:
+            exc.channel = exc.channel or channel.name
+            exc.what = exc.what or deferrals.WHAT.get(operation, operation)
+            raise
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            try:
+                connector.close()
+            except Exception:  # closing must never hide the real outcome
+                log.exception("closing a connector failed")
+        self._connectors.clear()
+
+    # -- the cycle --------------------------------------------------------------------------
+
+    def sync(
+        self, names: Sequence[str] | None = None, *, read_back: bool = True
+    ) -> list[ChannelReport]:
+        """One full cycle for these channels: pull all, plan, then push and read back each."""
+        channels = self.channels(names)
+        reports = {c.name: ChannelReport(c.name) for c in channels}
+        started = time.monotonic()
+        with ExitStack() as stack:
+            mine = []
+            for channel in sorted(channels, key=lambda c: c.name):
+                if stack.enter_context(channel_lock(self.db, channel.name)):
+                    mine.append(channel)
+                else:
+                    reports[channel.name].busy = True
+                    log.info("%s: another process is working this channel; skipped", channel.name)
+            touched: set[str] = set()
+            replan_all = False
+            for channel in mine:
+                if self.stopping.is_set():
+                    break
+                touched |= self._guarded(channel, reports[channel.name], self.pull)
+                replan_all |= self._rules_changed(channel)
+            # Every channel's listings are planned: a sale here changes what the others show.
+            everyone = [c.name for c in self.channels()]
+            self.plan_outbox(everyone, None if replan_all else touched)
+            for channel in mine:
+                report = reports[channel.name]
+                if report.error or self.stopping.is_set():
+                    continue
+                self._guarded(channel, report, self.push)
+                if read_back or self._never_read(channel):
+                    self._guarded(channel, report, self.read_back)
+        for report in reports.values():
+            if report.apply.conflicts:
+                self.events.emit("conflicts", ids=report.apply.conflicts)
+            self.events.emit("cycle_done", channel=report.channel, error=report.error,
+                             busy=report.busy, seconds=time.monotonic() - started)
+        return [reports[c.name] for c in channels]
+
+    def _guarded(
+        self, channel: ChannelConfig, report: ChannelReport,
+        step: Callable[[ChannelConfig, ChannelReport], set[str] | None],
+    ) -> set[str]:
+        """Run one step; a channel's failure is recorded and never stops the others."""
+        try:
+            return step(channel, report) or set()
+        except Interrupted:
+            log.info("%s: stopping; what was committed stays, the rest comes next time",
+                     channel.name)
+            return set()
+        except Deferred as exc:
+            self._defer(channel, report, exc)
+            return set()
+        except ChannelSyncError as exc:
+            report.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a connector bug must not stop the other channels
+            log.exception("%s: unexpected error", channel.name)
+            report.error = f"unexpected {type(exc).__name__}: {exc}"
+        # Info: sync shows the error itself, and the daemon warns "cycle failed" with it.
+        log.info("%s: %s", channel.name, report.error)
+        with self.db.begin() as conn:
+            ledger.ensure_channel_state(conn, channel.name)
+            conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
+                last_error=report.error[:1000], last_error_at=self.clock()))
+        return set()
+
+    def _defer(self, channel: ChannelConfig, report: ChannelReport, exc: Deferred) -> None:
+        """A call a rate limit left for later: recorded (``status`` shows it), not a failure."""
+        what = exc.what or "calls"
+        with self.db.begin() as conn:
+            deferrals.defer(conn, channel.name, what, self.clock(), exc.wait)
+        report.deferred[what] = exc.wait
+        log.info("%s: %s deferred to a later cycle: %s", channel.name, what, exc)
+
+    def _waiting(self, channel: ChannelConfig, report: ChannelReport, what: str) -> bool:
+        """True (and noted in the report) while ``what`` is deferred for this channel."""
+        now = self.clock()
+        with self.db.connect() as conn:
+            until = deferrals.pending(conn, channel.name, now).get(what)
+        if until is None:
+            return False
+        report.deferred[what] = (until - now).total_seconds()
+        log.debug("%s: %s deferred for %s more", channel.name, what,
+                  human_wait(report.deferred[what]))
+        return True
+
+    def pull(self, channel: ChannelConfig, report: ChannelReport) -> set[str]:
+        """Pull every page changed since the cursor (minus the overlap) and apply it, or go
+        on from the page an earlier pull stopped at."""
+        connector = self.connector(channel)
+        # A read-back may pull a second time into the same report: events carry this pull's.
+        before = (report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
+        with self.db.begin() as conn:
+            ledger.ensure_channel_state(conn, channel.name)
+            cursor = conn.execute(sa.select(state_t.c.cursor).where(
+                state_t.c.name == channel.name)).scalar()
+            resume = deferrals.resume_point(conn, channel.name)
+            # Lines that waited for their SKU go first: the mapping may have changed.
+            pending = ledger.pending_lines(conn, channel.name)
+            if pending:
+                again = ledger.apply_page(conn, channel.name, pending,
+                                          master_sku=channel.master_sku, now=self.clock())
+                report.apply.applied += again.applied
+                report.apply.touched |= again.touched
+                report.apply.conflicts += again.conflicts
+        if self._waiting(channel, report, "orders"):
+            return report.apply.touched
+        fresh = self._fresh_pull(channel, cursor)
+        if resume is None:
+            resume = fresh
+        else:
+            log.info("%s: going on with a pull stopped at a later page", channel.name)
+        try:
+            done = self._pull_pages(channel, connector, resume, report)
+        except PermanentChannelError as exc:
+            if resume.page is None or resume is fresh:
+                raise
+            log.warning("%s: the channel refused the page a pull stopped at (%s); starting "
+                        "that pull over", channel.name, exc)
+            resume = fresh
+            done = self._pull_pages(channel, connector, resume, report)
+        if not done:
+            return report.apply.touched
+        with self.db.begin() as conn:
+            conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
+                pull_started_at=resume.started, pulled_at=self.clock(), last_error=""))
+            deferrals.clear(conn, channel.name, "orders", self.clock())
+        log.info("%s: pulled %d lines (%d applied, %d pending, %d bad)", channel.name,
+                 report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
+        self.events.emit("pull_done", channel=channel.name, lines=report.pulled - before[0],
+                         applied=report.apply.applied - before[1],
+                         pending=report.apply.pending - before[2],
+                         bad_records=report.bad_records - before[3],
+                         seconds=(self.clock() - resume.started).total_seconds())
+        return report.apply.touched
+
+    def _fresh_pull(self, channel: ChannelConfig, cursor: datetime | None) -> deferrals.Resume:
+        started = self.clock()
+        lookback = channel.lookback_days if channel.lookback_days is not None \
+            else self.config.daemon.lookback_days
+        overlap = self.connector(channel).capabilities.overlap
+        since = started - timedelta(days=lookback) if cursor is None else cursor - overlap
+        return deferrals.Resume(since, None, started)
+
+    def _pull_pages(self, channel: ChannelConfig, connector: Connector,
+                    resume: deferrals.Resume, report: ChannelReport) -> bool:
+        """Pull and apply pages from ``resume`` on; each page, its cursor move and where to
+        go on commit together. False when stopped before the last page."""
+        for _ in range(MAX_PAGES):
+            result: OrderPage = self.call(channel, functools.partial(
+                connector.pull_orders, resume.since, resume.page), "pull_orders")
+            resume = resume.then(result.next_page)
+            with self.db.begin() as conn:
+                applied = ledger.apply_page(
+                    conn, channel.name, result.lines, master_sku=channel.master_sku,
+                    now=self.clock(), resume_at=result.resume_at, bad_records=result.bad_records,
+                )
+                deferrals.save_resume_point(conn, channel.name, resume)
+            report.pulled += len(result.lines)
+            self.on_event(f"{channel.name}: pulled {report.pulled} order lines")
+            report.bad_records += len(result.bad_records)
+            report.apply.merge(applied)
+            if resume.page is None:
+                return True
+            if self.stopping.is_set():
+                log.info("%s: stopping after a committed page; the pull goes on from the "
+                         "next one next time", channel.name)
+                return False
+        raise ChannelError(f"more than {MAX_PAGES} pages of orders", channel=channel.name)
+
+    def _never_read(self, channel: ChannelConfig) -> bool:
+        """A channel's listings are discovered on its first sync, whatever the job."""
+        with self.db.connect() as conn:
+            read = conn.execute(sa.select(state_t.c.discovered_at).where(
+                state_t.c.name == channel.name)).scalar()
+        return read is None
+
+    def _rules_changed(self, channel: ChannelConfig) -> bool:
+        digest = rules.rules_hash(self.config, channel.name)
+        with self.db.begin() as conn:
+            ledger.ensure_channel_state(conn, channel.name)
+            result = conn.execute(state_t.update().where(
+                state_t.c.name == channel.name, state_t.c.rules_hash != digest
+            ).values(rules_hash=digest))
+        return bool(result.rowcount)
+
+    def plan_outbox(self, names: Sequence[str], touched: Iterable[str] | None) -> int:
+        with self.db.begin() as conn:
+            items = planner.plan(conn, self.config, names, touched=touched, now=self.clock())
+        return sum(1 for i in items if i.changes)
+
+    def push(self, channel: ChannelConfig, report: ChannelReport) -> None:
+        """Push the channel's outbox; writes refused as stale are retried after a pull.
+
+        A refused compare-and-set means the channel changed after we last saw it, most
+        likely a sale there: its orders are pulled, the targets computed again from the
+        ledger that now holds that sale, and the write tried again, expecting what the
+        channel said it showed. Nothing the channel did is overwritten.
+        """
+        for round_ in range(1, STALE_ROUNDS + 1):
+            self.on_event(f"{channel.name}: pushing")
+            outcome = pushing.push_channel(self, channel)
+            report.pushed += outcome.pushed
+            report.push_failed += outcome.failed
+            report.held += outcome.held
+            report.awaiting = outcome.awaiting  # what is still out after this round
+            report.stale_compares += outcome.stale
+            self.events.emit("push_done", channel=channel.name, pushed=outcome.pushed,
+                             failed=outcome.failed, held=outcome.held, stale=outcome.stale,
+                             awaiting=outcome.awaiting)
+            if outcome.error:
+                raise outcome.error
+            if not outcome.stale or round_ == STALE_ROUNDS or self.stopping.is_set():
+                break
+            touched = self.pull(channel, report)
+            with self.db.begin() as conn:
+                pushing.believed_as_of(conn, self.clock(), listing_ids=outcome.stale_listings)
+            everyone = [c.name for c in self.channels()]
+            self.plan_outbox(everyone, touched | outcome.stale_skus)
+        if outcome.stale:
+            log.warning("%s: %d writes still refused as stale after %d rounds; they wait in "
+                        "the outbox for the next cycle", channel.name, outcome.stale, round_)
+
+    def read_back(self, channel: ChannelConfig, report: ChannelReport) -> None:
+        """Read the channel's listings: discover new ones, find drift, push corrections.
+
+        A listing that does not show what was pushed may only have sold or been cancelled
+        since the pull, so the channel is pulled and pushed once more and read again. What
+        still shows less may hold a sale the channel does not report yet (eBay and Amazon
+        lag): correcting it would put the sold unit back on sale, so it is drift only once
+        two reads at least the channel's lag (its overlap) apart showed the same. What shows
+        more is corrected at once, and is drift only if, once the lag has passed, no
+        cancellation pulled since explains it (``readback``).
+        """
+        if self._waiting(channel, report, "listings"):
+            return
+        found = self._read(channel, report)
+        if found.mismatched:
+            first = {d.channel_sku: d for d in found.mismatched}
+            touched = self.pull(channel, report)
+            with self.db.begin() as conn:  # what was read already shows what was pulled
+                pushing.believed_as_of(conn, self.clock(), channel=channel.name,
+                                       channel_skus=list(first))
+            # What that pull found concerns every channel, not only this one.
+            self.plan_outbox([c.name for c in self.channels()], touched)
+            self.push(channel, report)
+            found = self._read(channel, report)
+            # Steady since before this read-back, not since its own first read.
+            found.mismatched = [
+                dataclasses.replace(d, steady_since=first[d.channel_sku].steady_since)
+                if d.channel_sku in first and first[d.channel_sku].observed == d.observed else d
+                for d in found.mismatched]
+        now = self.clock()
+        lag = self.connector(channel).capabilities.overlap
+        higher = [d for d in found.mismatched if d.observed > d.expected]
+        lower = [d for d in found.mismatched if d.observed < d.expected
+                 and d.steady_since is not None and now - d.steady_since >= lag]
+        with self.db.begin() as conn:
+            readback.accept_observed(conn, channel.name, higher + lower)  # corrected below
+            resolve_conflicts(conn, "drift", [f"{channel.name}:{s}" for s in found.in_line], now)
+            readback.suspect(conn, channel.name, higher, now)
+            drift = lower + readback.judge(conn, channel.name, now, lag)
+            open_conflicts(conn, [readback.drift_conflict(channel.name, d) for d in drift], now)
+        report.drift = len(drift)
+        touched = found.new_skus | {d.sku for d in higher + lower}
+        if touched and self.plan_outbox([channel.name], touched):
+            self.push(channel, report)
+
+    def _read(self, channel: ChannelConfig, report: ChannelReport) -> readback.Found:
+        connector = self.connector(channel)
+        read: list[ChannelListing | ListingProblem] = self.call(
+            channel, lambda: list(connector.read_listings()), "read_listings")
+        listings = [x for x in read if isinstance(x, ChannelListing)]
+        problems = [x for x in read if isinstance(x, ListingProblem)]
+        with self.db.begin() as conn:
+            found = readback.record_listings(conn, channel, listings, self.clock())
+            report.apply.conflicts += readback.listing_problems(
+                conn, channel.name, problems, self.clock())
+            report.unmapped = readback.unmapped(conn, channel.name)
+            conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
+                reconciled_at=self.clock(), discovered_at=self.clock()))
+            deferrals.clear(conn, channel.name, "listings", self.clock())
+        report.listings = len(listings)
+        if report.unmapped:  # sync and status show them; the log is for the daemon's journal
+            log.info("%s: %d channel SKUs map to nothing in the ledger: %s", channel.name,
+                     len(report.unmapped), ", ".join(report.unmapped[:10]))
+        return found
+
+
+def _takes(factory: Any, name: str) -> bool:
+    """Whether a connector class's constructor takes this keyword argument."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters and parameters[name].kind in (
+        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def sync_kits(conn: Any, config: Config) -> None:
+    """Make the ledger's kit table what the config says."""
+    kit_t = ledger.kit_t
+    wanted = {(k.sku, c, q) for k in config.kits for c, q in k.components.items()}
+    have = set(conn.execute(sa.select(kit_t.c.kit_sku, kit_t.c.component_sku, kit_t.c.quantity)))
+    if wanted == have:
+        return
+    conn.execute(kit_t.delete())
+    if wanted:
+        conn.execute(kit_t.insert(), [
+            {"kit_sku": k, "component_sku": c, "quantity": q} for k, c, q in sorted(wanted)
+        ])

@@ -1,0 +1,165 @@
+"""Plan: what each listing should show, and the outbox of differences to push.
+
+Only listings whose SKU (or a kit's component) was touched, whose rules changed,
+or that were never pushed are looked at, so a cycle where nothing changed costs
+the same for a hundred SKUs as for a hundred thousand.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from channelsync.config import Config
+from channelsync.ledger.apply import chunks, kit_t, sku_t
+from channelsync.ledger.conflicts import dialect_insert
+from channelsync.ledger.schema import Listing, Outbox
+from channelsync.sync import rules
+
+listing_t = Listing.__table__  # type: ignore[attr-defined]
+outbox_t = Outbox.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Availability:
+    sku: str
+    available: int
+    detail: str  # how it was computed
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    listing_id: int
+    channel: str
+    channel_sku: str
+    sku: str
+    current: int | None  # what was last pushed
+    target: int | None  # None: not pushed (sync off, unowned stock, unknown SKU)
+    trace: str
+
+    @property
+    def changes(self) -> bool:
+        return self.target is not None and self.target != self.current
+
+
+def availability(conn: Connection, skus: Iterable[str]) -> dict[str, Availability]:
+    """Available units of SKUs and kits; unknown names are absent from the result."""
+    wanted = sorted(set(skus))
+    kits: dict[str, dict[str, int]] = defaultdict(dict)
+    for chunk in chunks(wanted):
+        query = sa.select(kit_t).where(kit_t.c.kit_sku.in_(chunk))
+        for kit, comp, qty in conn.execute(query):
+            kits[kit][comp] = qty
+    plain = sorted(set(wanted) | {c for comps in kits.values() for c in comps})
+    result: dict[str, Availability] = {}
+    for chunk in chunks(plain):
+        query = sa.select(sku_t.c.sku, sku_t.c.on_hand, sku_t.c.reserved, sku_t.c.safety_stock)
+        for sku, on_hand, reserved, safety in conn.execute(query.where(sku_t.c.sku.in_(chunk))):
+            detail = f"on hand {on_hand} - reserved {reserved} - safety {safety}"
+            result[sku] = Availability(sku, on_hand - reserved - safety, detail)
+    for kit, comps in kits.items():
+        if all(c in result for c in comps):
+            parts = {c: result[c].available // q for c, q in comps.items()}
+            detail = "min(" + ", ".join(
+                f"{c}: {result[c].available}//{q}" for c, q in sorted(comps.items())) + ")"
+            result[kit] = Availability(kit, min(parts.values()), detail)
+    return result
+
+
+def affected(conn: Connection, touched: Iterable[str]) -> set[str]:
+    """Touched SKUs and every kit made of them."""
+    touched = set(touched)
+    kits: set[str] = set()
+    for chunk in chunks(sorted(touched)):
+        query = sa.select(kit_t.c.kit_sku).where(kit_t.c.component_sku.in_(chunk))
+        kits.update(conn.execute(query).scalars())
+    return touched | kits
+
+
+def targets(
+    conn: Connection, config: Config, listings: Sequence[dict[str, Any]]
+) -> list[PlanItem]:
+    avail = availability(conn, {row["sku"] for row in listings})
+    items = []
+    for row in listings:
+        channel, sku = row["channel"], row["sku"]
+        rule = rules.resolve(config, channel, sku)
+        target: int | None = None
+        if not row["managed"]:
+            trace = "not pushed: the channel owns this stock"
+        elif sku not in avail:
+            trace = f"not pushed: {sku!r} is not in the ledger"
+        elif not rule.sync:
+            trace = f"not pushed: sync is off (rules: {', '.join(rule.sources)})"
+        else:
+            target, trace = rule.target(avail[sku].available)
+            trace = f"{avail[sku].detail}; {trace}"
+        items.append(PlanItem(row["id"], channel, row["channel_sku"], sku,
+                              row["last_pushed"], target, trace))
+    return items
+
+
+def select_listings(
+    conn: Connection,
+    channels: Sequence[str],
+    *,
+    skus: Iterable[str] | None = None,
+    unpushed: bool = False,
+) -> list[dict[str, Any]]:
+    """Listings of these channels: all of them, or those of the SKUs (and never pushed ones)."""
+    base = sa.select(listing_t).where(listing_t.c.channel.in_(channels))
+    if skus is None:
+        return [dict(r) for r in conn.execute(base.order_by(listing_t.c.id)).mappings()]
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in chunks(sorted(set(skus))):
+        for r in conn.execute(base.where(listing_t.c.sku.in_(chunk))).mappings():
+            found[r["id"]] = dict(r)
+    if unpushed:
+        query = base.where(listing_t.c.last_pushed.is_(None), listing_t.c.managed.is_(True))
+        for r in conn.execute(query).mappings():
+            found[r["id"]] = dict(r)
+    return [found[k] for k in sorted(found)]
+
+
+def write_outbox(conn: Connection, items: Iterable[PlanItem], now: datetime) -> int:
+    """Coalesce differences into the outbox (one row per listing; the newest target wins)."""
+    changed = [i for i in items if i.changes]
+    settled = [i.listing_id for i in items if not i.changes]
+    for chunk in chunks(settled):  # a write the channel is still processing stays
+        conn.execute(outbox_t.delete().where(outbox_t.c.listing_id.in_(chunk),
+                                             outbox_t.c.pending == ""))
+    for item in changed:
+        stmt = dialect_insert(conn, outbox_t).values(
+            listing_id=item.listing_id, channel=item.channel, target=item.target,
+            previous=item.current, version=1, planned_at=now, next_attempt_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["listing_id"],
+            set_={"target": stmt.excluded.target, "previous": stmt.excluded.previous,
+                  "version": outbox_t.c.version + 1, "planned_at": now},
+            where=outbox_t.c.target != stmt.excluded.target,
+        )
+        conn.execute(stmt)
+    return len(changed)
+
+
+def plan(
+    conn: Connection,
+    config: Config,
+    channels: Sequence[str],
+    *,
+    touched: Iterable[str] | None,
+    now: datetime,
+) -> list[PlanItem]:
+    """Plan the listings of touched SKUs (None: all listings) and fill the outbox."""
+    skus = None if touched is None else affected(conn, touched)
+    listings = select_listings(conn, channels, skus=skus, unpushed=True)
+    items = targets(conn, config, listings)
+    write_outbox(conn, items, now)
+    return items
