@@ -37,8 +37,8 @@ from sp_api.base.exceptions import (  # type: ignore[import-untyped]
     SellingApiServerException,
 )
 
-from connectors.amazon._emulator_feeds import message_errors, parse_feed
 from connectors.amazon.emulator import UNLIMITED_RATE, AmazonEmulator
+from connectors.amazon.emulator.feeds import message_errors, parse_feed
 
 REFERENCE = Path(__file__).parent / "reference" / "amazon-sp-api"
 US = "ATVPDKIKX0DER"

@@ -2,7 +2,7 @@
 
 The first part fakes Shopify's GraphQL endpoint with respx (a handler per operation name), so
 that error shapes, throttle arithmetic and paging corner cases are exact. The second part runs
-the connector against connectors/shopify/emulator.py over loopback.
+the connector against connectors/shopify/emulator/ over loopback.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from graphql import (
 from graphql.execution.collect_fields import collect_fields, collect_sub_fields
 from graphql.execution.values import get_argument_values
 
-from connectors.shopify._emulator_search import MAX_PAGE
+from connectors.shopify.emulator.search import MAX_PAGE
 
 __all__ = ["MAX_COST", "MUTATION_COST", "Bucket", "Costing"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.amazon._emulator_listings import LISTING_DATA
+from connectors.amazon.emulator.listings import LISTING_DATA
 
 __all__ = ["FEED_TYPE", "ISSUE_FATAL", "ISSUE_SCHEMA", "Document", "Feed", "ReportBuilder",
            "message_errors", "parse_feed"]

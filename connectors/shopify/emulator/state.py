@@ -7,7 +7,7 @@ orders. The control API adds locations and changes their flags, deactivation inc
 One listing is a product variant with a SKU and its inventory item; the item has an inventory
 level per location where it is stocked. A level keeps `available` and `committed`; `on_hand` is
 their sum (the emulator has no incoming, reserved, damaged... units). Orders live in
-`_emulator_orders`. Every object number comes from one counter, so a variant, its inventory item
+`orders`. Every object number comes from one counter, so a variant, its inventory item
 and an order never share a number (a client that mixes them up finds nothing).
 """
 

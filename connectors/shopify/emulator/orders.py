@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
-from connectors.shopify._emulator_state import PRIMARY, Listing, Store, gid, stamp
+from connectors.shopify.emulator.state import PRIMARY, Listing, Store, gid, stamp
 
 __all__ = ["FINANCIAL_STATUSES", "Line", "Order", "OrderBook", "Refund", "RefundLine"]
 

@@ -41,9 +41,9 @@ from channelsync.sandbox.emulator import (
     SandboxError,
     route,
 )
-from connectors.ebay._emulator_render import item_xml, order_xml
-from connectors.ebay._emulator_state import Listing, Store, Variation
-from connectors.ebay._emulator_xml import (
+from connectors.ebay.emulator.render import item_xml, order_xml
+from connectors.ebay.emulator.state import Listing, Store, Variation
+from connectors.ebay.emulator.xmlwire import (
     INTERNAL,
     INVALID_TOKEN,
     ITEM_ENDED,

@@ -23,7 +23,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from connectors.shopify._emulator_state import Listing, Store, parse_gid
+from connectors.shopify.emulator.state import Listing, Store, parse_gid
 
 __all__ = ["MAX_QUANTITIES", "REASONS", "Change", "Group", "Inventory", "Outcome"]
 

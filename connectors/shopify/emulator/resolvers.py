@@ -17,10 +17,10 @@ from typing import Any
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema, build_schema
 from graphql.execution.values import get_argument_values
 
-from connectors.shopify._emulator_inventory import Change, Group, Inventory
-from connectors.shopify._emulator_orders import Line, Order, OrderBook, Refund, RefundLine
-from connectors.shopify._emulator_search import order_filter, page, sku_filter
-from connectors.shopify._emulator_state import (
+from connectors.shopify.emulator.inventory import Change, Group, Inventory
+from connectors.shopify.emulator.orders import Line, Order, OrderBook, Refund, RefundLine
+from connectors.shopify.emulator.search import order_filter, page, sku_filter
+from connectors.shopify.emulator.state import (
     PRIMARY,
     QUANTITY_NAMES,
     Listing,
@@ -34,7 +34,7 @@ from connectors.shopify._emulator_state import (
 
 __all__ = ["Context", "shopify_schema"]
 
-SCHEMA = Path(__file__).with_name("schema.graphql")
+SCHEMA = Path(__file__).parents[1] / "schema.graphql"  # shared with the connector's tests
 SHOP_NAME, SHOP_DOMAIN = "channelsync sandbox", "channelsync-sandbox.myshopify.com"
 View = dict[str, Any]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime
 
-from connectors.ebay._emulator_state import Listing, Order
-from connectors.ebay._emulator_xml import element, text
+from connectors.ebay.emulator.state import Listing, Order
+from connectors.ebay.emulator.xmlwire import element, text
 
 __all__ = ["item_xml", "order_xml"]
 

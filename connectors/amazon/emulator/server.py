@@ -48,16 +48,16 @@ from channelsync.sandbox.emulator import (
     SandboxError,
     route,
 )
-from connectors.amazon._emulator_auth import Lwa
-from connectors.amazon._emulator_feedstore import FeedStore
-from connectors.amazon._emulator_listings import (
+from connectors.amazon.emulator.auth import Lwa
+from connectors.amazon.emulator.feedstore import FeedStore
+from connectors.amazon.emulator.listings import (
     LISTING_DATA,
     ListingPager,
     listing_item,
     patch_request_errors,
     search_listings,
 )
-from connectors.amazon._emulator_orders import (
+from connectors.amazon.emulator.orders import (
     Order,
     Page,
     Pager,
@@ -70,8 +70,8 @@ from connectors.amazon._emulator_orders import (
     search_2026,
     search_v0,
 )
-from connectors.amazon._emulator_state import SellerAccount
-from connectors.amazon._emulator_wire import (
+from connectors.amazon.emulator.state import SellerAccount
+from connectors.amazon.emulator.wire import (
     DEFAULT_MARKETPLACE,
     INTERNAL,
     QUOTA_EXCEEDED,

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
-from connectors.amazon._emulator_listings import (
+from connectors.amazon.emulator.listings import (
     FA,
     ISSUE_VALUE,
     Listing,
@@ -19,8 +19,8 @@ from connectors.amazon._emulator_listings import (
     check_patches,
     issue,
 )
-from connectors.amazon._emulator_orders import STATUS_2026, Item, Order, Version
-from connectors.amazon._emulator_wire import Marketplace, new_asin, new_order_id
+from connectors.amazon.emulator.orders import STATUS_2026, Item, Order, Version
+from connectors.amazon.emulator.wire import Marketplace, new_asin, new_order_id
 
 __all__ = ["SellerAccount"]
 

@@ -24,8 +24,8 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from connectors.shopify._emulator_cost import MAX_COST, Bucket, Costing
-from connectors.shopify._emulator_resolvers import Context, shopify_schema
+from connectors.shopify.emulator.cost import MAX_COST, Bucket, Costing
+from connectors.shopify.emulator.resolvers import Context, shopify_schema
 
 __all__ = ["RATE_LIMITS", "answer", "root_fields"]
 

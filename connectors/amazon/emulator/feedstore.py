@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channelsync.sandbox.emulator import Raw, Request, Response
-from connectors.amazon._emulator_auth import Presigner
-from connectors.amazon._emulator_feeds import (
+from connectors.amazon.emulator.auth import Presigner
+from connectors.amazon.emulator.feeds import (
     FEED_TYPE,
     ISSUE_SCHEMA,
     Document,
@@ -24,9 +24,9 @@ from connectors.amazon._emulator_feeds import (
     message_errors,
     parse_feed,
 )
-from connectors.amazon._emulator_listings import issue, listing_item
-from connectors.amazon._emulator_state import SellerAccount
-from connectors.amazon._emulator_wire import amazon_error
+from connectors.amazon.emulator.listings import issue, listing_item
+from connectors.amazon.emulator.state import SellerAccount
+from connectors.amazon.emulator.wire import amazon_error
 
 __all__ = ["FeedStore"]
 

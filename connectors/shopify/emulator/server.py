@@ -45,12 +45,12 @@ from channelsync.sandbox.emulator import (
     sku_quantity,
 )
 from connectors._time import parse_utc
-from connectors.shopify._emulator_cost import Bucket
-from connectors.shopify._emulator_graphql import answer, root_fields
-from connectors.shopify._emulator_inventory import Inventory
-from connectors.shopify._emulator_orders import OrderBook
-from connectors.shopify._emulator_resolvers import Context
-from connectors.shopify._emulator_state import Store
+from connectors.shopify.emulator.cost import Bucket
+from connectors.shopify.emulator.execute import answer, root_fields
+from connectors.shopify.emulator.inventory import Inventory
+from connectors.shopify.emulator.orders import OrderBook
+from connectors.shopify.emulator.resolvers import Context
+from connectors.shopify.emulator.state import Store
 
 __all__ = ["ShopifyEmulator"]
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from channelsync.sandbox.emulator import Request
-from connectors.amazon._emulator_wire import (
+from connectors.amazon.emulator.wire import (
     Marketplace,
     amazon_error,
     csv_param,
