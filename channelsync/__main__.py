@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from channelsync.cli.common import main
+from channelsync.cli import main
 
 main()

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from channelsync.cli.common import app
+from channelsync.cli import app
 from channelsync.config import Config, parse_config
 from channelsync.db.core import open_ledger_engine
 from channelsync.ledger.apply import kit_t, state_t

@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, SecretStr
 from typer.testing import CliRunner
 
-from channelsync.cli.common import app
+from channelsync.cli import app
 from connectors.woocommerce.emulator import WooCommerceEmulator
 from tests.alert_receiver import Receiver
 

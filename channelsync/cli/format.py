@@ -81,3 +81,11 @@ def conflict_lines(rows: Sequence[dict[str, Any]], now: datetime) -> list[str]:
         out.append(f"#{c['id']} {c['kind']} {c['subject']}, opened {ago(c['opened_at'], now)}"
                    f"{acked}{resolved}: {c['message']}")
     return out
+
+
+def print_conflicts(console: Console, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    if not rows:
+        console.print("no open conflicts")
+        return
+    console.print(f"[bold]conflicts ({len(rows)})[/bold]")
+    notes(console, conflict_lines(rows, now))
