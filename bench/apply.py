@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.workload import CHANNEL, COUNTED_AT, STOCK_PER_SKU, Workload, identity
-from channelsync.ledger.apply import ApplyResult, apply_page, sku_t
+from channelsync.ledger.apply import ApplyResult, apply_page
+from channelsync.ledger.schema import sku_t
 from channelsync.ledger.stock import StockRow, set_stock
 
 

@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:  # run as a script: the repo root holds channelsyn
 
 from bench import apply, floor, noop, pgtemp  # noqa: E402
 from bench.workload import PAGE_ORDERS, Workload, make_workload  # noqa: E402
-from channelsync.db.core import open_ledger_engine  # noqa: E402
+from channelsync.ledger.migrate import open_ledger_engine  # noqa: E402
 
 PG_ENV = "CHANNELSYNC_BENCH_PG_URL"
 TARGET_LINES_PER_S = 10_000

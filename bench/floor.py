@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.workload import CHANNEL, COUNTED_AT, STOCK_PER_SKU, Workload
-from channelsync.db.core import open_ledger_engine
+from channelsync.ledger.migrate import open_ledger_engine
 
 _LINE_SQL = (
     "INSERT INTO order_line (id, channel, order_id, line_id, channel_sku, sku, status,"

@@ -23,10 +23,9 @@ from sqlalchemy.engine import Engine
 from channelsync import registry
 from channelsync.config import Config, parse_config
 from channelsync.connector import Capabilities, ChannelListing, OrderPage, PushItem, PushResult
-from channelsync.ledger.apply import sku_t, state_t
+from channelsync.ledger.schema import listing_t, outbox_t, sku_t, state_t
 from channelsync.sync import rules
 from channelsync.sync.engine import SyncEngine
-from channelsync.sync.planner import listing_t, outbox_t
 
 CHANNEL = "shop"
 TYPE = "benchfake"

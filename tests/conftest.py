@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
-from channelsync.db.core import open_ledger_engine
+from channelsync.ledger.migrate import open_ledger_engine
 from tests.alert_receiver import receiver  # noqa: F401 - a fixture for every test module
 
 PG_URL_ENV = "CHANNELSYNC_TEST_PG_URL"

@@ -38,7 +38,6 @@ from channelsync.connector import (
     PushItem,
     PushResult,
 )
-from channelsync.db.core import open_ledger_engine
 from channelsync.errors import (
     ChannelError,
     PermanentChannelError,
@@ -46,6 +45,8 @@ from channelsync.errors import (
     ThrottledError,
 )
 from channelsync.ledger import apply as ledger
+from channelsync.ledger import schema
+from channelsync.ledger.migrate import open_ledger_engine
 from channelsync.ledger.stock import StockRow, set_stock
 from tests.ledger_helpers import check_invariants
 
@@ -591,15 +592,15 @@ def apply_window(engine: Engine, pages: Sequence[OrderPage], now: datetime) -> l
 
 def stock_of(engine: Engine) -> dict[str, tuple[int, int]]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(ledger.sku_t.c.sku, ledger.sku_t.c.on_hand,
-                                      ledger.sku_t.c.reserved))
+        rows = conn.execute(sa.select(schema.sku_t.c.sku, schema.sku_t.c.on_hand,
+                                      schema.sku_t.c.reserved))
         return {sku: (on_hand, reserved) for sku, on_hand, reserved in rows}
 
 
 def cursor_of(engine: Engine) -> datetime | None:
     with engine.connect() as conn:
-        cursor: datetime | None = conn.execute(sa.select(ledger.state_t.c.cursor).where(
-            ledger.state_t.c.name == LEDGER_CHANNEL)).scalar()
+        cursor: datetime | None = conn.execute(sa.select(schema.state_t.c.cursor).where(
+            schema.state_t.c.name == LEDGER_CHANNEL)).scalar()
         return cursor
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from channelsync.connector import OrderLineSnapshot
 from channelsync.ledger import apply as ledger
-from channelsync.ledger import stock
+from channelsync.ledger import schema, stock
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -43,7 +43,7 @@ def count(engine: Engine, now: float = 0, **skus: int) -> list[int]:
 
 def sku_row(engine: Engine, sku: str) -> dict[str, Any]:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(ledger.sku_t).where(ledger.sku_t.c.sku == sku)).mappings()
+        row = conn.execute(sa.select(schema.sku_t).where(schema.sku_t.c.sku == sku)).mappings()
         return dict(row.one())
 
 
@@ -57,14 +57,14 @@ def open_conflicts(engine: Engine, kind: str | None = None) -> list[dict[str, An
 def check_invariants(engine: Engine) -> None:
     """Invariant 2: reserved is the sum of open reservations, on hand the sum of movements."""
     with engine.connect() as conn:
-        skus = {r.sku: (r.on_hand, r.reserved) for r in conn.execute(sa.select(ledger.sku_t))}
+        skus = {r.sku: (r.on_hand, r.reserved) for r in conn.execute(sa.select(schema.sku_t))}
         held = dict(conn.execute(
-            sa.select(ledger.res_t.c.sku, sa.func.sum(ledger.res_t.c.quantity))
-            .group_by(ledger.res_t.c.sku)).all())
+            sa.select(schema.res_t.c.sku, sa.func.sum(schema.res_t.c.quantity))
+            .group_by(schema.res_t.c.sku)).all())
         moved = {s: (int(o), int(r)) for s, o, r in conn.execute(
-            sa.select(ledger.mov_t.c.sku, sa.func.sum(ledger.mov_t.c.on_hand_delta),
-                      sa.func.sum(ledger.mov_t.c.reserved_delta))
-            .group_by(ledger.mov_t.c.sku)).all()}
+            sa.select(schema.mov_t.c.sku, sa.func.sum(schema.mov_t.c.on_hand_delta),
+                      sa.func.sum(schema.mov_t.c.reserved_delta))
+            .group_by(schema.mov_t.c.sku)).all()}
     for sku, (on_hand, reserved) in skus.items():
         assert reserved == held.get(sku, 0), f"{sku}: reserved {reserved} != reservations"
         assert (on_hand, reserved) == moved.get(sku, (0, 0)), f"{sku}: movements disagree"

@@ -18,14 +18,9 @@ from typer.testing import CliRunner
 
 from channelsync.cli import app
 from channelsync.config import Config, parse_config
-from channelsync.db.core import open_ledger_engine
-from channelsync.ledger.apply import kit_t, state_t
-from channelsync.ledger.conflicts import (
-    ConflictRecord,
-    conflict_t,
-    open_conflicts,
-    resolve_conflicts,
-)
+from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.ledger.migrate import open_ledger_engine
+from channelsync.ledger.schema import conflict_t, kit_t, state_t
 from channelsync.ledger.stock import StockRow, set_stock
 from channelsync.service.alerts import AlertDispatcher, AlertRun, AppriseSender, mask_url
 from tests.alert_receiver import SECRET, Receiver

@@ -18,9 +18,8 @@ from sqlalchemy.engine import Engine
 
 from channelsync.config import parse_config
 from channelsync.connector import Connector
-from channelsync.db.core import open_ledger_engine
-from channelsync.ledger.apply import line_t
-from channelsync.ledger.conflicts import conflict_t
+from channelsync.ledger.migrate import open_ledger_engine
+from channelsync.ledger.schema import conflict_t, line_t
 from channelsync.ledger.stock import StockRow, set_stock
 from channelsync.sync.engine import SyncEngine
 from connectors.amazon import AmazonConnector, AmazonSettings

@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from channelsync import registry
 from channelsync.config import Config, parse_config
 from channelsync.errors import RetriableChannelError
+from channelsync.ledger.schema import outbox_t
 from channelsync.service import reports
 from channelsync.sync.engine import STALE_ROUNDS, SyncEngine
-from channelsync.sync.planner import outbox_t
 from tests import fakes
 from tests.ledger_helpers import check_invariants
 from tests.test_engine import Clock, set_stock

@@ -13,15 +13,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync.db.core import (
-    channel_lock,
-    create_engine,
+from channelsync.db.core import channel_lock, create_engine
+from channelsync.errors import LedgerError
+from channelsync.ledger.migrate import (
     current_revision,
     head_revision,
     open_ledger_engine,
     upgrade,
 )
-from channelsync.errors import LedgerError
 from channelsync.ledger.schema import Conflict, Reservation, Sku
 
 LEDGER_TABLES = {
@@ -286,7 +285,8 @@ def test_one_open_conflict_per_kind_and_subject(engine: Engine) -> None:
 def test_a_ledger_from_an_older_release_is_migrated_in_place(ledger_url: str) -> None:
     import sqlalchemy as sa
 
-    from channelsync.db.core import create_engine, current_revision, head_revision, upgrade
+    from channelsync.db.core import create_engine
+    from channelsync.ledger.migrate import current_revision, head_revision, upgrade
 
     engine = create_engine(ledger_url)
     try:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from channelsync.config import parse_config
-from channelsync.db.core import open_ledger_engine
+from channelsync.ledger.migrate import open_ledger_engine
 from channelsync.ledger.stock import StockRow
 from channelsync.service.app import App
 from channelsync.sync.engine import SyncEngine

@@ -15,10 +15,11 @@ from channelsync import registry
 from channelsync.config import Config, parse_config
 from channelsync.errors import RetriableChannelError, ThrottledError
 from channelsync.ledger import apply as ledger
+from channelsync.ledger import schema
+from channelsync.ledger.schema import outbox_t
 from channelsync.ledger.stock import StockRow
 from channelsync.service.app import App
 from channelsync.sync.engine import SyncEngine
-from channelsync.sync.planner import outbox_t
 from tests import fakes
 from tests.ledger_helpers import check_invariants, open_conflicts
 
@@ -414,7 +415,7 @@ def test_a_daily_revision_budget_holds_increases_not_decreases(
     set_stock(engine, config, clock, MUG=2)
     sync.sync(["a"], read_back=False)
     assert a.quantities["MUG"] == 2  # a decrease goes at once
-    from channelsync.sync.planner import listing_t
+    from channelsync.ledger.schema import listing_t
 
     with engine.connect() as conn:
         row = conn.execute(sa.select(listing_t.c.revisions, listing_t.c.revisions_day)).one()
@@ -465,8 +466,8 @@ def test_a_long_wait_inside_a_connector_ends_when_stopping(
     assert report.error == ""  # stopping is not a failure of the channel
     assert report.pulled == 0
     with engine.connect() as conn:
-        state = conn.execute(sa.select(ledger.state_t).where(
-            ledger.state_t.c.name == "a")).mappings().one()
+        state = conn.execute(sa.select(schema.state_t).where(
+            schema.state_t.c.name == "a")).mappings().one()
     assert state["cursor"] is None and state["last_error"] == ""
     sync.close()
 
@@ -549,7 +550,7 @@ def test_a_pull_stopped_by_a_rate_limit_goes_on_from_its_next_page(
         clock.tick(1)
         a.sell(("MUG", 1))
     with engine.connect() as conn:
-        watermark = conn.execute(sa.select(ledger.state_t.c.pull_started_at)).scalar()
+        watermark = conn.execute(sa.select(schema.state_t.c.pull_started_at)).scalar()
     a.pages.clear()
     raised: list[bool] = []
     original = a._maybe_fail
@@ -566,7 +567,7 @@ def test_a_pull_stopped_by_a_rate_limit_goes_on_from_its_next_page(
     assert report.deferred == {"orders": 10} and report.pulled == 2
     assert a.pages == [None, "2"]
     with engine.connect() as conn:
-        state = conn.execute(sa.select(ledger.state_t)).mappings().one()
+        state = conn.execute(sa.select(schema.state_t)).mappings().one()
     assert state["pull_started_at"] == watermark  # not complete: the watermark stays
     a._maybe_fail = original  # type: ignore[method-assign]
     clock.tick(11)
@@ -574,11 +575,11 @@ def test_a_pull_stopped_by_a_rate_limit_goes_on_from_its_next_page(
     assert a.pages[2:] == ["2", "4", "6", "8"]  # went on where it stopped, not from None
     assert report.deferred == {} and not report.error
     with engine.connect() as conn:
-        state = conn.execute(sa.select(ledger.state_t)).mappings().one()
+        state = conn.execute(sa.select(schema.state_t)).mappings().one()
     assert state["pull_started_at"] == started  # the pull began in the earlier cycle
     assert state["pull_resume"] == ""
     with engine.connect() as conn:
-        assert conn.execute(sa.select(ledger.sku_t.c.reserved)).scalar() == 10
+        assert conn.execute(sa.select(schema.sku_t.c.reserved)).scalar() == 10
     check_invariants(engine)
 
 
@@ -600,7 +601,7 @@ def test_a_saved_page_the_channel_refuses_starts_the_pull_over(
     (report,) = sync.sync(["a"])
     assert a.pages == ["expired", None] and not report.error
     with engine.connect() as conn:
-        assert conn.execute(sa.select(ledger.sku_t.c.reserved)).scalar() == 1
+        assert conn.execute(sa.select(schema.sku_t.c.reserved)).scalar() == 1
 
 
 def test_a_cancellation_the_channel_reports_late_is_not_drift(

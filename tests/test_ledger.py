@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from channelsync.connector import BadRecord
 from channelsync.ledger import apply as ledger
+from channelsync.ledger import schema
 from tests.ledger_helpers import (
     apply,
     at,
@@ -66,7 +67,7 @@ def test_replayed_duplicate_and_older_snapshots_change_nothing(engine: Engine) -
     assert older.stale == 1
     assert stock_of(engine) == (5, 2)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(ledger.mov_t)).scalar() == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.mov_t)).scalar() == 2
     check_invariants(engine)
 
 
@@ -95,7 +96,7 @@ def test_same_line_ids_on_two_channels_are_separate(engine: Engine) -> None:
 def test_kit_reserves_and_commits_its_components(engine: Engine) -> None:
     count(engine, MUG=10, LID=10)
     with engine.begin() as conn:
-        conn.execute(ledger.kit_t.insert(), [
+        conn.execute(schema.kit_t.insert(), [
             {"kit_sku": "SET", "component_sku": "MUG", "quantity": 2},
             {"kit_sku": "SET", "component_sku": "LID", "quantity": 1},
         ])
@@ -166,7 +167,7 @@ def test_an_oversell_by_shipped_units_names_the_orders_that_shipped_them(
     apply(engine, "a", snap("old", qty=5, t=1, shipped=5, status="completed"))
     count(engine, now=2000, MUG=1)  # a new count: what shipped before it is not named
     with engine.begin() as conn:
-        conn.execute(ledger.kit_t.insert().values(kit_sku="MUG-2PACK", component_sku="MUG",
+        conn.execute(schema.kit_t.insert().values(kit_sku="MUG-2PACK", component_sku="MUG",
                                                   quantity=2))
     shop_order = "gid://shopify/Order/7"  # ids may hold colons
     apply(engine, "shop", snap(shop_order, line="gid://shopify/LineItem/1", qty=1, t=3000,
@@ -214,7 +215,7 @@ def test_cursor_moves_with_the_page_and_never_back(engine: Engine) -> None:
 
     def cursor() -> object:
         with engine.connect() as conn:
-            return conn.execute(sa.select(ledger.state_t.c.cursor)).scalar()
+            return conn.execute(sa.select(schema.state_t.c.cursor)).scalar()
 
     assert cursor() == at(10)
     with pytest.raises(RuntimeError), engine.begin() as conn:

@@ -15,12 +15,11 @@ from sqlalchemy.engine import Engine
 
 from channelsync.config import Config, parse_config
 from channelsync.ledger import apply as ledger
-from channelsync.ledger.apply import state_t
 from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.ledger.schema import listing_t, outbox_t, state_t
 from channelsync.service import httpd
 from channelsync.service.observability import Metrics, routes
 from channelsync.sync.events import EventBus
-from channelsync.sync.planner import listing_t, outbox_t
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CONFIG = """

@@ -53,7 +53,8 @@ def config_check(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database schema."""
-    from channelsync.db.core import create_engine, current_revision, head_revision, upgrade
+    from channelsync.db.core import create_engine
+    from channelsync.ledger.migrate import current_revision, head_revision, upgrade
 
     config = load()
     engine = create_engine(config.database_url)

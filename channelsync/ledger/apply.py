@@ -31,23 +31,17 @@ from channelsync.ledger.conflicts import (
     resolve_conflicts,
 )
 from channelsync.ledger.schema import (
-    ChannelState,
-    KitComponent,
-    Movement,
-    OrderLine,
-    Reservation,
-    Sku,
     UTCDateTime,
+    kit_t,
+    line_t,
+    mov_t,
+    res_t,
+    sku_t,
+    state_t,
 )
 
 log = logging.getLogger(__name__)
 
-sku_t = Sku.__table__  # type: ignore[attr-defined]
-kit_t = KitComponent.__table__  # type: ignore[attr-defined]
-line_t = OrderLine.__table__  # type: ignore[attr-defined]
-res_t = Reservation.__table__  # type: ignore[attr-defined]
-mov_t = Movement.__table__  # type: ignore[attr-defined]
-state_t = ChannelState.__table__  # type: ignore[attr-defined]
 
 MAX_COMPETING = 20  # orders named in one oversell conflict
 # IN lists bound at execution: building one bind parameter per value cost more than

@@ -18,9 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from channelsync.ledger.schema import Conflict
+from channelsync.ledger.schema import conflict_t
 
-conflict_t = Conflict.__table__  # type: ignore[attr-defined]
 KINDS = ("oversell", "unknown_sku", "push_failed", "drift", "bad_record", "revision_budget",
          "listing_problem")  # and the alerts' channel_down and low_stock
 

@@ -210,3 +210,16 @@ class Conflict(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+# The tables as SQLAlchemy Core sees them: what the hot paths query and write.
+sku_t = Sku.__table__  # type: ignore[attr-defined]
+kit_t = KitComponent.__table__  # type: ignore[attr-defined]
+line_t = OrderLine.__table__  # type: ignore[attr-defined]
+res_t = Reservation.__table__  # type: ignore[attr-defined]
+mov_t = Movement.__table__  # type: ignore[attr-defined]
+state_t = ChannelState.__table__  # type: ignore[attr-defined]
+listing_t = Listing.__table__  # type: ignore[attr-defined]
+outbox_t = Outbox.__table__  # type: ignore[attr-defined]
+conflict_t = Conflict.__table__  # type: ignore[attr-defined]
+

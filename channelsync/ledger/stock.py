@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from channelsync.errors import LedgerError
-from channelsync.ledger.apply import detect_oversell, mov_t, sku_t
+from channelsync.ledger.apply import detect_oversell
 from channelsync.ledger.conflicts import dialect_insert
+from channelsync.ledger.schema import mov_t, sku_t
 
 CSV_COLUMNS = ("sku", "on_hand", "safety_stock", "title", "barcode")
 _BARCODE = re.compile(r"^\d{8}$|^\d{12,14}$")  # EAN-8, UPC-A, EAN-13, GTIN-14

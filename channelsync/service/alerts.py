@@ -44,15 +44,10 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Connection, Engine
 
 from channelsync.config import Config
-from channelsync.ledger.apply import chunks, sku_t, state_t
-from channelsync.ledger.conflicts import (
-    ConflictRecord,
-    conflict_t,
-    open_conflicts,
-    resolve_conflicts,
-)
-from channelsync.ledger.schema import utcnow
-from channelsync.sync.planner import availability
+from channelsync.ledger.apply import chunks
+from channelsync.ledger.availability import availability
+from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.ledger.schema import conflict_t, sku_t, state_t, utcnow
 
 log = logging.getLogger(__name__)
 

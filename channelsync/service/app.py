@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from channelsync.config import Config
-from channelsync.db.core import open_ledger_engine
 from channelsync.ledger import apply as ledger
 from channelsync.ledger import stock
 from channelsync.ledger.apply import ApplyResult
+from channelsync.ledger.migrate import open_ledger_engine
 from channelsync.ledger.schema import utcnow
 from channelsync.sync import planner
 from channelsync.sync.engine import ChannelReport, SyncEngine

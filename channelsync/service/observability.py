@@ -31,12 +31,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from channelsync.config import Config
-from channelsync.ledger.apply import state_t
-from channelsync.ledger.conflicts import conflict_t
-from channelsync.ledger.schema import utcnow
+from channelsync.ledger.schema import conflict_t, outbox_t, state_t, utcnow
 from channelsync.service.httpd import Handler, Request, Response
 from channelsync.sync.events import EventBus
-from channelsync.sync.planner import outbox_t
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from channelsync.config import Config
-from channelsync.ledger.apply import line_t, mov_t, res_t, sku_t, state_t
+from channelsync.ledger import schema
+from channelsync.ledger.availability import availability
 from channelsync.ledger.conflicts import list_conflicts
+from channelsync.ledger.schema import line_t, listing_t, mov_t, outbox_t, res_t, sku_t, state_t
 from channelsync.sync import deferrals, planner
-from channelsync.sync.planner import listing_t, outbox_t
 from channelsync.sync.readback import unmapped
 
 RECENT_MOVEMENTS = 20
@@ -98,10 +99,10 @@ def explain(conn: Connection, config: Config, sku: str) -> dict[str, Any] | None
     """Everything that decides what SKU shows on each channel, with the rule traces."""
     row = conn.execute(sa.select(sku_t).where(sku_t.c.sku == sku)).mappings().first()
     kit = {c: q for _, c, q in conn.execute(
-        sa.select(planner.kit_t).where(planner.kit_t.c.kit_sku == sku))}
+        sa.select(schema.kit_t).where(schema.kit_t.c.kit_sku == sku))}
     if row is None and not kit:
         return None
-    avail = planner.availability(conn, [sku]).get(sku)
+    avail = availability(conn, [sku]).get(sku)
     reservations = [dict(r) for r in conn.execute(
         sa.select(line_t.c.channel, line_t.c.order_id, line_t.c.line_id, line_t.c.status,
                   res_t.c.quantity, line_t.c.changed_at)

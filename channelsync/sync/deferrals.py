@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from channelsync.ledger.apply import ensure_channel_state, state_t
+from channelsync.ledger.apply import ensure_channel_state
+from channelsync.ledger.schema import state_t
 
 # What the engine's calls are for, in a seller's words.
 WHAT = {"pull_orders": "orders", "push_quantities": "quantities", "read_listings": "listings"}

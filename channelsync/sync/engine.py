@@ -34,9 +34,10 @@ from channelsync.errors import (
     ThrottledError,
 )
 from channelsync.ledger import apply as ledger
-from channelsync.ledger.apply import ApplyResult, state_t
+from channelsync.ledger import schema
+from channelsync.ledger.apply import ApplyResult
 from channelsync.ledger.conflicts import open_conflicts, resolve_conflicts
-from channelsync.ledger.schema import utcnow
+from channelsync.ledger.schema import state_t, utcnow
 from channelsync.registry import load_connector
 from channelsync.sync import deferrals, planner, pushing, readback, rules
 from channelsync.sync.events import EventBus
@@ -495,7 +496,7 @@ def _takes(factory: Any, name: str) -> bool:
 
 def sync_kits(conn: Any, config: Config) -> None:
     """Make the ledger's kit table what the config says."""
-    kit_t = ledger.kit_t
+    kit_t = schema.kit_t
     wanted = {(k.sku, c, q) for k in config.kits for c, q in k.components.items()}
     have = set(conn.execute(sa.select(kit_t.c.kit_sku, kit_t.c.component_sku, kit_t.c.quantity)))
     if wanted == have:

@@ -6,17 +6,19 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from channelsync.config import ChannelConfig, Config
 from channelsync.connector import (
     Capabilities,
+    Connector,
     PendingOutcomes,
     PushItem,
     PushResult,
@@ -27,16 +29,31 @@ from channelsync.errors import (
     PermanentChannelError,
     RetriableChannelError,
 )
-from channelsync.ledger.apply import chunks, line_t, state_t
+from channelsync.ledger.apply import chunks
 from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.ledger.schema import line_t, listing_t, outbox_t, state_t
 from channelsync.sync.budget import Budget
-from channelsync.sync.planner import listing_t, outbox_t, targets
-
-if TYPE_CHECKING:
-    from channelsync.sync.engine import SyncEngine
+from channelsync.sync.planner import targets
+from channelsync.sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 PERMANENT_RETRY = timedelta(hours=1)  # a refused item is tried again this much later
+
+
+class PushContext(Protocol):
+    """What pushing needs of the engine, which it never imports: the ledger, the config,
+    the clock, the connector of a channel and the one way to call it (rate limits, the
+    retry policy, observation)."""
+
+    config: Config
+    db: Engine
+    retry: RetryPolicy
+    stopping: threading.Event
+    clock: Callable[[], datetime]
+
+    def connector(self, channel: ChannelConfig) -> Connector: ...
+
+    def call(self, channel: ChannelConfig, fn: Callable[[], Any], operation: str) -> Any: ...
 
 
 @dataclass
@@ -182,7 +199,7 @@ def echo_safe(row: dict[str, Any], watermark: datetime | None) -> bool:
     return watermark is not None and watermark >= row["last_pushed_at"]
 
 
-def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
+def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
     outcome = PushOutcome()
     connector = engine.connector(channel)
     budget = _budget(connector.capabilities)
@@ -230,7 +247,7 @@ def push_channel(engine: SyncEngine, channel: ChannelConfig) -> PushOutcome:
 
 
 def _record(
-    engine: SyncEngine, conn: Connection, channel: str, row: dict[str, Any],
+    engine: PushContext, conn: Connection, channel: str, row: dict[str, Any],
     result: PushResult, budget: Budget | None, outcome: PushOutcome,
 ) -> None:
     """One write's outcome, into the ledger and the tally."""
@@ -265,7 +282,7 @@ def _pending(conn: Connection, row: dict[str, Any], token: str, now: datetime) -
 
 
 def _collect(
-    engine: SyncEngine, channel: ChannelConfig, connector: Any, budget: Budget | None,
+    engine: PushContext, channel: ChannelConfig, connector: Any, budget: Budget | None,
     outcome: PushOutcome,
 ) -> None:
     """Ask the channel for the outcomes of writes it was still processing."""
@@ -373,7 +390,7 @@ def believed_as_of(
 
 
 def _failed(
-    engine: SyncEngine, conn: Connection, channel: str, row: dict[str, Any], result: PushResult
+    engine: PushContext, conn: Connection, channel: str, row: dict[str, Any], result: PushResult
 ) -> None:
     now = engine.clock()
     attempts = row["attempts"] + 1

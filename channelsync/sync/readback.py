@@ -25,14 +25,9 @@ from sqlalchemy.engine import Connection
 
 from channelsync.config import ChannelConfig
 from channelsync.connector import ChannelListing, ListingProblem
-from channelsync.ledger.apply import chunks, kit_t, line_t, sku_t
-from channelsync.ledger.conflicts import (
-    ConflictRecord,
-    conflict_t,
-    open_conflicts,
-    resolve_conflicts,
-)
-from channelsync.sync.planner import listing_t, outbox_t
+from channelsync.ledger.apply import chunks
+from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
+from channelsync.ledger.schema import conflict_t, kit_t, line_t, listing_t, outbox_t, sku_t
 
 log = logging.getLogger(__name__)
 

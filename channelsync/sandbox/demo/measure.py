@@ -19,9 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from channelsync.ledger.apply import line_t
+from channelsync.ledger.schema import line_t, listing_t, outbox_t
 from channelsync.sandbox.demo.scenario import KITS, LISTED, Journal, Sale
-from channelsync.sync.planner import listing_t, outbox_t
 
 
 def affected(sku: str) -> set[str]:

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.live import Live
 
 from channelsync.config import parse_config
-from channelsync.ledger.apply import state_t
+from channelsync.ledger.availability import availability
+from channelsync.ledger.schema import state_t
 from channelsync.ledger.stock import StockRow
 from channelsync.registry import load_emulator
 from channelsync.sandbox.demo import scenario as s
@@ -216,7 +217,7 @@ class Demo:
         with self.app.db.connect() as conn:
             stock = {r["sku"]: (r["on_hand"], r["reserved"]) for r in stock_list(conn)}
             available = {sku: a.available for sku, a in
-                         planner.availability(conn, [*s.CATALOG, *s.KITS]).items()}
+                         availability(conn, [*s.CATALOG, *s.KITS]).items()}
             listings = planner.select_listings(conn, list(s.LISTED))
             targets = {(i.channel, i.channel_sku): i.target
                        for i in planner.targets(conn, self.app.config, listings)}
