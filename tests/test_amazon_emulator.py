@@ -855,6 +855,7 @@ def test_reset_empties_the_account_but_keeps_tokens(
     assert control.post("/_sandbox/reset").status_code == 200
     assert control.get("/_sandbox/listings").json() == {"listings": []}
     assert control.get("/_sandbox/stats").json() == {
-        "requests": {}, "throttled": 0, "errors": 0, "items_updated": 0}
+        "requests": {}, "throttled": 0, "errors": 0, "items_updated": 0, "hung": 0,
+        "lost_answers": 0}
     with pytest.raises(SellingApiNotFoundException):  # the cached token still works
         items.get_listings_item(SELLER, "MUG")

@@ -777,7 +777,8 @@ def test_stats_name_graphql_root_fields_and_reset_empties(client: httpx.Client) 
     stats = client.get("/_sandbox/stats").json()
     assert stats == {"requests": {"graphql:shop": 2, "graphql:locations": 1,
                                   "graphql:orders": 1, "graphql:inventorySetQuantities": 1},
-                     "throttled": 0, "errors": 0, "items_updated": 1}
+                     "throttled": 0, "errors": 0, "items_updated": 1, "hung": 0,
+                     "lost_answers": 0}
     assert client.post("/_sandbox/reset").json() == {"reset": True}
     assert client.get("/_sandbox/listings").json() == {"listings": []}
     assert client.get("/_sandbox/stats").json()["requests"] == {}

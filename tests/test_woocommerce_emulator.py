@@ -198,7 +198,8 @@ def test_reset_empties_the_store(control: httpx.Client, api: httpx.Client) -> No
     assert control.post("/_sandbox/reset").status_code == 200
     assert control.get("/_sandbox/listings").json() == {"listings": []}
     assert control.get("/_sandbox/stats").json() == {
-        "requests": {}, "throttled": 0, "errors": 0, "items_updated": 0}
+        "requests": {}, "throttled": 0, "errors": 0, "items_updated": 0, "hung": 0,
+        "lost_answers": 0}
     assert api.get("/orders").json() == []
     assert api.get("/products").json() == []
 

@@ -15,14 +15,17 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
+
+from channelsync.sandbox.faults import DROP, Drop, Faults, page_faults
+from channelsync.sandbox.faults import parse as parse_faults
 
 __all__ = ["BadRequest", "Conflict", "Emulator", "NotFound", "Raw", "Request", "Response",
            "Route", "SandboxError", "route", "sku_quantity"]
@@ -89,6 +92,7 @@ class Request:
 
 Handler = Callable[[Any, Request], Response]
 _H = TypeVar("_H", bound=Handler)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,6 @@ def route(method: str, pattern: str, operation: str) -> Callable[[_H], _H]:
     return mark
 
 
-@dataclass
-class _Faults:
-    throttle_rate: float = 0.0
-    error_rate: float = 0.0
-    latency_ms: float = 0.0
-    retry_after: int = 1  # seconds, sent as Retry-After with every injected 429
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: Emulator
@@ -136,6 +132,8 @@ class Emulator:
 
     channel_type: ClassVar[str] = ""
     routes: ClassVar[tuple[Route, ...]] = ()
+    # The operations that change the channel (a lost answer is only a lost answer to those).
+    write_operations: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -150,9 +148,11 @@ class Emulator:
     ) -> None:
         self.lock = threading.RLock()
         self.rng = random.Random(seed)  # draws faults only, so a seed replays the same faults
-        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.fault_rng = random.Random(seed)  # the faults added later draw from their own
+        self._base_clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.clock: Callable[[], datetime] = self._base_clock
         self._seed = seed
-        self._faults = _Faults()
+        self._faults = Faults()
         self._requests: Counter[str] = Counter()  # per operation name
         self._counters: Counter[str] = Counter()  # throttled, errors, items_updated
         self._server: _Server | None = None
@@ -240,7 +240,11 @@ class Emulator:
             throttled = matched is not None and draw < faults.throttle_rate
             failed = matched is not None and not throttled and (
                 draw < faults.throttle_rate + faults.error_rate)
-            self._counters.update(throttled=int(throttled), errors=int(failed))
+            hung = matched is not None and not (throttled or failed) and self._drawn(
+                faults.hang_rate)
+            lost = matched is not None and matched.operation in self.write_operations and \
+                self._drawn(faults.lost_answer_rate)
+            self._counters.update(throttled=int(throttled), errors=int(failed), hung=int(hung))
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
         if throttled:
@@ -248,14 +252,34 @@ class Emulator:
             return status, body, {**headers, "Retry-After": str(faults.retry_after)}
         if failed:
             return self.server_error_response(kind)
+        if hung:  # silent until the client gave up; nothing was done
+            time.sleep(faults.hang_seconds)
+            return 0, DROP, {}
         with self.lock:
             try:
                 if matched is None:
                     return self.no_route_response(request)
                 denied = self.authenticate(request)
-                return denied if denied is not None else matched.handler(self, request)
+                answer = denied if denied is not None else matched.handler(self, request)
             except SandboxError as err:
                 return self.channel_error_response(err)
+            if not (lost and denied is None and answer[0] < 400):
+                return answer
+            self._counters["lost_answers"] += 1
+        # Applied, and the answer never arrives: a dropped connection or a gateway's 5xx.
+        return (0, DROP, {}) if self.fault_rng.random() < 0.5 else \
+            self.server_error_response(kind)
+
+    def _drawn(self, rate: float) -> bool:
+        """One draw from the later faults' own stream (only when the fault is on)."""
+        return rate > 0 and self.fault_rng.random() < rate
+
+    def page_faults(
+        self, items: Sequence[T], previous: Callable[[T], T | None] = lambda _: None,
+    ) -> list[T]:
+        """A page of orders as the configured faults serve it (duplicates, stale versions,
+        a shuffle). Call it where a channel has cut one page of orders."""
+        return page_faults(self.fault_rng, self._faults, items, previous)
 
     def count_items_updated(self, n: int = 1) -> None:
         with self.lock:
@@ -264,6 +288,7 @@ class Emulator:
     # -- control API (/_sandbox/) ----------------------------------------------------------
 
     _ORDER_ACTION = re.compile(r"/_sandbox/orders/(?P<id>[^/]+)/(?P<action>cancel|ship)")
+    _ORDER = re.compile(r"/_sandbox/orders/(?P<id>[^/]+)")
 
     def _control(self, request: Request) -> Response:
         key = (request.method, request.path.rstrip("/"))
@@ -288,6 +313,14 @@ class Emulator:
                 if action and request.method == "POST":
                     hook = self.cancel_order if action["action"] == "cancel" else self.ship_order
                     return 200, {"order_id": action["id"], **hook(action["id"])}, {}
+                if key == ("GET", "/_sandbox/orders"):
+                    return 200, {"orders": self.order_rows()}, {}
+                one = self._ORDER.fullmatch(key[1])
+                if one and request.method == "GET":
+                    found = [o for o in self.order_rows() if o["order_id"] == one["id"]]
+                    if not found:
+                        raise NotFound(f"no order {one['id']!r}")
+                    return 200, found[0], {}
                 if key == ("POST", "/_sandbox/faults"):
                     return 200, self._set_faults(request.json()), {}
                 if key == ("GET", "/_sandbox/stats"):
@@ -306,33 +339,35 @@ class Emulator:
 
     def _set_faults(self, body: Any) -> dict[str, Any]:
         """The body replaces the whole fault configuration: omitted fields go back to 0."""
-        if not isinstance(body, dict):
-            raise BadRequest("faults must be a JSON object")
-        faults = _Faults(throttle_rate=_number(body, "throttle_rate", 1.0),
-                         error_rate=_number(body, "error_rate", 1.0),
-                         latency_ms=_number(body, "latency_ms", 60_000.0),
-                         retry_after=int(_number(body, "retry_after", 3600.0, default=1)))
-        if faults.throttle_rate + faults.error_rate > 1:
-            raise BadRequest('"throttle_rate" + "error_rate" must not exceed 1')
+        try:
+            faults = parse_faults(body)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
         seed = body.get("seed")
         if seed is not None:
             self.rng.seed(_integer(seed, '"seed"'))
+            self.fault_rng.seed(seed)
         self._faults = faults
-        return {**vars(faults), "seed": seed}
+        skew = timedelta(seconds=faults.clock_skew)
+        base = self._base_clock
+        self.clock = base if not skew else (lambda: base() + skew)
+        return {**faults.as_dict(), "seed": seed}
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
-            names = ("throttled", "errors", "items_updated")
+            names = ("throttled", "errors", "items_updated", "hung", "lost_answers")
             return {"requests": dict(self._requests), **{n: self._counters[n] for n in names}}
 
     def reset_all(self) -> None:
         """Empty the channel state, the statistics and the faults."""
         with self.lock:
             self.reset()
-            self._faults = _Faults()
+            self._faults = Faults()
+            self.clock = self._base_clock
             self._requests.clear()
             self._counters.clear()
             self.rng.seed(self._seed)
+            self.fault_rng.seed(self._seed)
 
     # -- hooks: responses a channel reshapes into its own wire format ----------------------
 
@@ -382,6 +417,12 @@ class Emulator:
     def reset(self) -> None:
         raise NotImplementedError
 
+    def order_rows(self) -> list[dict[str, Any]]:
+        """Every order as the channel holds it: ``{"order_id", "status" (the channel's word),
+        "lines": [{"sku", "quantity", "shipped", "cancelled", "restocked"}], "shipments":
+        [...], "buyer": ...}``, units per line. ``GET /_sandbox/orders[/{id}]`` serve it."""
+        raise NotFound(f"the {self.channel_type} emulator does not list its orders")
+
 
 def _integer(value: Any, what: str, minimum: int | None = None) -> int:
     bound = "" if minimum is None else f" >= {minimum}"
@@ -397,13 +438,6 @@ def sku_quantity(item: Any, minimum: int) -> tuple[str, int]:
     if not isinstance(sku, str) or not sku:
         raise BadRequest(f'expected an object like {{"sku": "MUG", "quantity": 1}}, got {item!r}')
     return sku, _integer(item.get("quantity"), f'"quantity" of {sku!r}', minimum)
-
-
-def _number(body: dict[str, Any], name: str, high: float, default: float = 0.0) -> float:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
-        raise BadRequest(f'"{name}" must be a number between 0 and {high:g}')
-    return float(value)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -429,6 +463,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def _send(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
+        if isinstance(body, Drop):  # nothing is sent: the client sees the connection close
+            self.close_connection = True
+            return
         if isinstance(body, Raw):
             payload, content_type = body.content, body.content_type
         else:
