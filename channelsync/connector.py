@@ -118,6 +118,10 @@ class Capabilities:
     compare_and_set: bool = False
     webhooks: bool = False
     overlap: timedelta = field(default=timedelta(minutes=2))
+    # How late the channel may report an order change (Amazon about two minutes; eBay
+    # order_lag): an increase waits for a pull begun this long after the last push, so a
+    # sale the channel had not reported yet is not written over (an echo).
+    order_lag: timedelta = field(default=timedelta(0))
     daily_revisions: int | None = None  # quantity changes allowed per listing per day (eBay 250)
     revision_day_timezone: str = "UTC"  # where the channel's day starts
 
@@ -126,7 +130,10 @@ class Capabilities:
 class Connector(Protocol):
     """What every channel plugin implements. See the Connectors section of README.md."""
 
-    capabilities: ClassVar[Capabilities]
+    @property
+    def capabilities(self) -> Capabilities:
+        """A class attribute usually; an instance's own where its settings change it."""
+        ...
 
     def pull_orders(self, since: datetime, page: str | None) -> OrderPage: ...
 

@@ -226,6 +226,21 @@ def test_bad_input_gets_clear_messages_and_usage_exit_codes(seller: Seller,
     assert "Traceback" not in result.stderr
     missing = seller.runner.invoke(app, ["--config", str(tmp_path / "none.toml"), "status"])
     assert missing.exit_code == 2 and "no config file" in missing.stderr
+    unwritable = tmp_path / "ro.toml"  # a database that cannot be opened: a message, no trace
+    unwritable.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/no/such/dir/l.db"\n')
+    result = seller.runner.invoke(app, ["--config", str(unwritable), "status"])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "database" in result.stderr and "unable to open" in result.stderr
+    damaged = tmp_path / "damaged.toml"  # a ledger a tool broke: the database's words, no trace
+    damaged.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/damaged.db"\n')
+    assert seller.runner.invoke(app, ["--config", str(damaged), "db", "upgrade"]).exit_code == 0
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "damaged.db") as db:
+        db.execute("DROP TABLE movement")
+    result = seller.runner.invoke(app, ["--config", str(damaged), "stock", "set", "MUG", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "the ledger database failed" in result.stderr and "no such table" in result.stderr
 
 
 def test_config_check_as_json(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -653,3 +654,65 @@ def test_a_write_whose_answer_was_lost_is_found_applied_not_drift(
     assert open_conflicts(engine) == []
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox_t)).scalar() == 0
+
+
+def test_an_increase_to_a_lagging_channel_waits_until_its_sales_since_the_push_are_in(
+    engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A channel that reports sales late (Amazon, eBay): a pull right after our push does
+    not show a sale made just after it, so an increase computed then would write over it
+    and put the sold unit back on sale. The increase waits for a pull begun order_lag after
+    the push."""
+    lagging = replace(fakes.FakeConnector.capabilities, order_lag=timedelta(seconds=60))
+    monkeypatch.setattr(fakes.FakeConnector, "capabilities", lagging)
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=5)
+    sync.sync(["a"])
+    assert a.quantities["MUG"] == 5
+    clock.tick(5)
+    order = a.sell(("MUG", 1))  # a shows 4; the channel will report the sale 60 s late
+    a.hidden.add(order)
+    clock.tick(5)
+    set_stock(engine, config, clock, MUG=8)  # a delivery: the ledger wants a to show 8
+    (report,) = sync.sync(["a"])
+    assert report.held and a.quantities["MUG"] == 4  # no echo of the unseen sale
+    clock.tick(30)  # 40 s after the push: a pull now still might not show every sale
+    (report,) = sync.sync(["a"])
+    assert report.held and a.quantities["MUG"] == 4
+    clock.tick(25)  # 65 s: the channel has reported the sale, as its lag promised
+    a.hidden.clear()
+    sync.sync(["a"])  # this pull has the sale: the increase goes out without echoing it
+    assert a.quantities["MUG"] == 7
+    check_invariants(engine)
+
+
+def test_every_write_is_in_the_push_log_with_what_it_was_computed_from(
+    engine: Engine, clock: Clock
+) -> None:
+    from channelsync.service.reports import explain
+
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities.update(MUG=0, LID=0)
+    a.refuse.add("LID")
+    set_stock(engine, config, clock, MUG=5, LID=2)
+    sync.sync(["a"])
+    clock.tick(10)
+    fakes.CHANNELS["b"].quantities["MUG"] = 5
+    set_stock(engine, config, clock, MUG=3)
+    sync.sync(["a"])
+    with engine.connect() as conn:
+        log = [dict(r) for r in conn.execute(
+            sa.select(schema.push_log_t).order_by(schema.push_log_t.c.id)).mappings()]
+        data = explain(conn, config, "MUG")
+    assert data is not None
+    mug = [(r["quantity"], r["previous"], r["available"], r["outcome"])
+           for r in log if r["channel_sku"] == "MUG"]
+    assert mug == [(5, None, 5, "ok"), (3, 5, 3, "ok")]
+    lid = [r for r in log if r["channel_sku"] == "LID"]
+    assert lid[0]["outcome"] == "failed" and "refused LID" in lid[0]["detail"]
+    pulled = [r["watermark"] for r in log if r["channel_sku"] == "MUG"]
+    assert pulled[1] is not None and pulled[1] > pulled[0]  # what the target knew of a's orders
+    assert [(p["quantity"], p["outcome"]) for p in data["recent_pushes"]] == [(3, "ok"), (5, "ok")]

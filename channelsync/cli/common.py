@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from sqlalchemy.exc import SQLAlchemyError
 
 from channelsync import __version__
 from channelsync.config import Config, find_config, load_config
@@ -111,6 +112,11 @@ def opened(migrate: bool = True) -> Iterator[App]:
         show_config_error(exc)
     except ChannelSyncError as exc:
         fail(str(exc))
+    except SQLAlchemyError as exc:  # locked, full, unreachable, or a schema not current
+        detail = getattr(exc, "orig", None) or exc
+        fail(f"the ledger database failed: {type(detail).__name__}: {detail} "
+             "(is it reachable and writable? 'channelsync db upgrade' brings its schema "
+             "up to date)")
     finally:
         application.close()
 

@@ -189,6 +189,15 @@ def explain(sku: str, as_json: JsonOpt = False) -> None:
                          _signed(m["reserved_delta"]), m["reason"] or m["source"]]
                         for m in data["recent_movements"]],
                        numeric=("on hand", "held"), fold=("why",)))
+    _print_pushes(data["recent_pushes"])
+
+
+def _print_pushes(pushes: list[dict[str, Any]]) -> None:
+    heading("recent pushes (UTC)")
+    out.print(fmt.grid(["when", "channel", "listing", "sent", "was", "free", "outcome"],
+                       [[fmt.stamp(p["sent_at"]), p["channel"], p["channel_sku"], p["quantity"],
+                         p["previous"], p["available"], p["outcome"]] for p in pushes],
+                       numeric=("sent", "was", "free"), fold=("channel", "listing")))
 
 
 def _signed(n: int) -> str:

@@ -182,6 +182,29 @@ class Outbox(SQLModel, table=True):
     pending_index: int | None = None
 
 
+class PushLog(SQLModel, table=True):
+    """Every write sent to a channel, with what it was computed from: invariant 3 (every
+    change of a pushed quantity is explained) and the checks of a simulation read it."""
+
+    __tablename__ = "push_log"
+    __table_args__ = (
+        sa.Index("ix_push_log_listing", "listing_id", "sent_at"),
+        sa.Index("ix_push_log_channel", "channel", "sent_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    listing_id: int
+    channel: str = Field(max_length=200)
+    channel_sku: str = Field(max_length=200)
+    sku: str = Field(max_length=200)
+    quantity: int  # what was sent
+    previous: int | None = None  # what had last been pushed to the listing
+    available: int | None = None  # the ledger's available units for the SKU or kit then
+    watermark: datetime | None = _ts()  # the channel's orders were all in up to this pull
+    sent_at: datetime | None = _ts()
+    outcome: str = ""  # ok | failed | stale | pending
+    detail: str = ""
+
+
 class Conflict(SQLModel, table=True):
     __tablename__ = "conflict"
     __table_args__ = (
@@ -222,4 +245,5 @@ state_t = ChannelState.__table__  # type: ignore[attr-defined]
 listing_t = Listing.__table__  # type: ignore[attr-defined]
 outbox_t = Outbox.__table__  # type: ignore[attr-defined]
 conflict_t = Conflict.__table__  # type: ignore[attr-defined]
+push_log_t = PushLog.__table__  # type: ignore[attr-defined]
 

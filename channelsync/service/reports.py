@@ -17,6 +17,7 @@ from channelsync.sync import deferrals, planner
 from channelsync.sync.readback import unmapped
 
 RECENT_MOVEMENTS = 20
+RECENT_PUSHES = 20
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -113,6 +114,13 @@ def explain(conn: Connection, config: Config, sku: str) -> dict[str, Any] | None
                   mov_t.c.source, mov_t.c.created_at)
         .where(mov_t.c.sku == sku).order_by(mov_t.c.id.desc()).limit(RECENT_MOVEMENTS))
         .mappings()]
+    pushes = [dict(r) for r in conn.execute(
+        sa.select(schema.push_log_t.c.channel, schema.push_log_t.c.channel_sku,
+                  schema.push_log_t.c.quantity, schema.push_log_t.c.previous,
+                  schema.push_log_t.c.available, schema.push_log_t.c.sent_at,
+                  schema.push_log_t.c.outcome, schema.push_log_t.c.detail)
+        .where(schema.push_log_t.c.sku == sku)
+        .order_by(schema.push_log_t.c.id.desc()).limit(RECENT_PUSHES)).mappings()]
     listings = planner.select_listings(conn, [c.name for c in config.channels], skus=[sku])
     targets = planner.targets(conn, config, listings)
     return {
@@ -131,4 +139,5 @@ def explain(conn: Connection, config: Config, sku: str) -> dict[str, Any] | None
             for t in targets
         ],
         "recent_movements": [{**m, "created_at": _iso(m["created_at"])} for m in movements],
+        "recent_pushes": [{**p, "sent_at": _iso(p["sent_at"])} for p in pushes],
     }

@@ -52,6 +52,7 @@ STALE_ROUNDS = 3
 # Calls a long rate-limit wait may leave to a later cycle: a pull goes on from its next page,
 # a push batch stays in the outbox. Reading every listing cannot be split: it waits.
 DEFERRABLE = frozenset({"pull_orders", "push_quantities", "push_outcomes"})
+PUSH_LOG_DAYS = 30  # how long each write stays in the push log (explain shows it)
 
 
 @dataclass
@@ -448,7 +449,8 @@ class SyncEngine:
                 if d.channel_sku in first and first[d.channel_sku].observed == d.observed else d
                 for d in found.mismatched]
         now = self.clock()
-        lag = self.connector(channel).capabilities.overlap
+        caps = self.connector(channel).capabilities
+        lag = max(caps.overlap, caps.order_lag)  # long enough for a late-reported sale
         higher = [d for d in found.mismatched if d.observed > d.expected]
         lower = [d for d in found.mismatched if d.observed < d.expected
                  and d.steady_since is not None and now - d.steady_since >= lag]
@@ -477,6 +479,9 @@ class SyncEngine:
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
                 reconciled_at=self.clock(), discovered_at=self.clock()))
             deferrals.clear(conn, channel.name, "listings", self.clock())
+            conn.execute(schema.push_log_t.delete().where(  # kept for PUSH_LOG_DAYS
+                schema.push_log_t.c.channel == channel.name,
+                schema.push_log_t.c.sent_at < self.clock() - timedelta(days=PUSH_LOG_DAYS)))
         report.listings = len(listings)
         if report.unmapped:  # sync and status show them; the log is for the daemon's journal
             log.info("%s: %d channel SKUs map to nothing in the ledger: %s", channel.name,

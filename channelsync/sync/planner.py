@@ -32,6 +32,7 @@ class PlanItem:
     current: int | None  # what was last pushed
     target: int | None  # None: not pushed (sync off, unowned stock, unknown SKU)
     trace: str
+    available: int | None = None  # what the ledger had for the SKU (or kit) it came from
 
     @property
     def changes(self) -> bool:
@@ -56,8 +57,8 @@ def targets(
         else:
             target, trace = rule.target(avail[sku].available)
             trace = f"{avail[sku].detail}; {trace}"
-        items.append(PlanItem(row["id"], channel, row["channel_sku"], sku,
-                              row["last_pushed"], target, trace))
+        items.append(PlanItem(row["id"], channel, row["channel_sku"], sku, row["last_pushed"],
+                              target, trace, avail[sku].available if sku in avail else None))
     return items
 
 

@@ -31,7 +31,7 @@ from channelsync.errors import (
 )
 from channelsync.ledger.apply import chunks
 from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
-from channelsync.ledger.schema import line_t, listing_t, outbox_t, state_t
+from channelsync.ledger.schema import line_t, listing_t, outbox_t, push_log_t, state_t
 from channelsync.sync.budget import Budget
 from channelsync.sync.planner import targets
 from channelsync.sync.retry import RetryPolicy
@@ -95,7 +95,7 @@ def _due(
     due, settled = [], []
     for row, item in zip(rows, items, strict=True):
         if item.changes:
-            due.append({**row, "target": item.target})
+            due.append({**row, "target": item.target, "available": item.available})
         else:
             settled.append(row["id"])
     for chunk in chunks(settled):
@@ -190,13 +190,17 @@ def operation_key(row: dict[str, Any]) -> str:
     return f"{row['listing_id']}:{row['id']}:{row['version']}:{planned}:{row['attempts']}"
 
 
-def echo_safe(row: dict[str, Any], watermark: datetime | None) -> bool:
-    """Decreases go at once; an increase only once the channel was pulled after the last push."""
+def echo_safe(
+    row: dict[str, Any], watermark: datetime | None, lag: timedelta = timedelta(0)
+) -> bool:
+    """Decreases go at once; an increase only once a pull that began at least the channel's
+    order lag after the last push has completed: every sale since that push is in the
+    ledger by then, and writing over one would put the sold unit back on sale."""
     if row["last_pushed"] is None or row["target"] <= row["last_pushed"]:
         return True
     if row["last_pushed_at"] is None:
         return True
-    return watermark is not None and watermark >= row["last_pushed_at"]
+    return watermark is not None and watermark >= row["last_pushed_at"] + lag
 
 
 def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
@@ -207,7 +211,8 @@ def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
     now = engine.clock()
     with engine.db.begin() as conn:
         rows, watermark = _due(conn, engine.config, channel.name, now)
-    due = [r for r in rows if echo_safe(r, watermark)
+    lag = connector.capabilities.order_lag
+    due = [r for r in rows if echo_safe(r, watermark, lag)
            and (budget is None or budget.allows(r, now))]
     outcome.held = len(rows) - len(due)
     cas = connector.capabilities.compare_and_set
@@ -229,11 +234,14 @@ def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
             outcome.error = exc
         by_sku = {r.channel_sku: r for r in results}
         with engine.db.begin() as conn:
+            entries = []
             for index, row in enumerate(batch):
                 result = by_sku.get(row["channel_sku"]) or PushResult(
                     row["channel_sku"], False, RetriableChannelError("no outcome reported"))
-                _record(engine, conn, channel.name, {**row, "index": index}, result, budget,
-                        outcome)
+                entries.append(_record(engine, conn, channel.name,
+                                       {**row, "index": index, "watermark": watermark},
+                                       result, budget, outcome))
+            _log(conn, entries)
         if outcome.error:
             break  # the channel itself is failing: leave the rest for the next cycle
     if outcome.pushed or outcome.failed or outcome.stale or outcome.awaiting:
@@ -249,9 +257,16 @@ def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
 def _record(
     engine: PushContext, conn: Connection, channel: str, row: dict[str, Any],
     result: PushResult, budget: Budget | None, outcome: PushOutcome,
-) -> None:
-    """One write's outcome, into the ledger and the tally."""
+) -> dict[str, Any] | None:
+    """One write's outcome, into the ledger and the tally; returns its push log entry
+    (None for a write a rate limit kept from going out)."""
     now = engine.clock()
+    entry = {"listing_id": row["listing_id"], "channel": channel,
+             "channel_sku": row["channel_sku"], "sku": row["sku"], "quantity": row["target"],
+             "previous": row.get("last_pushed"), "available": row.get("available"),
+             "watermark": row.get("watermark"), "sent_at": now,
+             "outcome": _OUTCOME[(result.ok, bool(result.pending), result.stale)],
+             "detail": "" if result.error is None else str(result.error)[:300]}
     if result.ok:
         _succeeded(conn, channel, row, result, now, budget)
         outcome.pushed += 1
@@ -268,9 +283,22 @@ def _record(
         _deferred(conn, row, result.error, now)
         outcome.deferred += 1
         outcome.error = outcome.error or result.error
+        return None
     else:
         _failed(engine, conn, channel, row, result)
         outcome.failed += 1
+    return entry
+
+
+_OUTCOME = {(True, False, False): "ok", (False, True, False): "pending",
+            (False, False, True): "stale", (False, False, False): "failed"}
+
+
+def _log(conn: Connection, entries: Sequence[dict[str, Any] | None]) -> None:
+    """The push log, a batch at a time."""
+    rows = [e for e in entries if e is not None]
+    if rows:
+        conn.execute(push_log_t.insert(), rows)
 
 
 def _pending(conn: Connection, row: dict[str, Any], token: str, now: datetime) -> None:
@@ -290,7 +318,8 @@ def _collect(
         sa.select(outbox_t.c.id, outbox_t.c.listing_id, outbox_t.c.version,
                   outbox_t.c.attempts, outbox_t.c.sent, outbox_t.c.pending,
                   outbox_t.c.pending_at, listing_t.c.sku, listing_t.c.channel_sku,
-                  listing_t.c.ref, listing_t.c.revisions_day, listing_t.c.revisions)
+                  listing_t.c.ref, listing_t.c.revisions_day, listing_t.c.revisions,
+                  listing_t.c.last_pushed)
         .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
         .where(outbox_t.c.channel == channel.name, outbox_t.c.pending != "")
         .order_by(outbox_t.c.pending, outbox_t.c.pending_index)
@@ -314,9 +343,9 @@ def _collect(
             outcome.awaiting += len(batch)
             continue
         with engine.db.begin() as conn:
-            for row, result in zip(batch, results, strict=True):
-                _record(engine, conn, channel.name, row, replace(result, pending=""), budget,
-                        outcome)
+            _log(conn, [_record(engine, conn, channel.name, row, replace(result, pending=""),
+                                budget, outcome)
+                        for row, result in zip(batch, results, strict=True)])
 
 
 def _budget(capabilities: Capabilities) -> Budget | None:

@@ -62,6 +62,8 @@ DEFAULT_PRODUCT_TYPE = "PRODUCT"
 DEFAULT_FEED_POLL_INTERVAL = 1.0  # while a push waits for its feed
 DEFAULT_FEED_WAIT = 5.0  # then the feed's outcome is collected by later cycles
 DEFAULT_FEED_TIMEOUT = 1800.0  # a feed takes minutes; 30 more is a feed that is stuck
+DEFAULT_ORDER_LAG = 120.0  # orders show about two minutes after they change
+OVERLAP = timedelta(minutes=5)
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PUSH_BATCH_SIZE = 10_000  # the engine's batch: more than feed_threshold goes as one feed
 # Amazon's published usage plans (requests per second, burst). searchOrders refills one
@@ -95,6 +97,9 @@ class AmazonSettings(BaseModel):
     feed_poll_interval: float = Field(default=DEFAULT_FEED_POLL_INTERVAL, gt=0)
     feed_wait: float = Field(default=DEFAULT_FEED_WAIT, ge=0)
     feed_timeout: float = Field(default=DEFAULT_FEED_TIMEOUT, gt=0)
+    # Seconds Amazon takes to show an order change (about two minutes): increases wait for a
+    # pull begun this long after the last push, and the pull overlaps at least twice this.
+    order_lag: float = Field(default=DEFAULT_ORDER_LAG, ge=0)
 
     @field_validator("marketplace")
     @classmethod
@@ -114,13 +119,14 @@ class AmazonConnector:
     """Speaks the Selling Partner API for one seller in one marketplace."""
 
     Settings: ClassVar[type[AmazonSettings]] = AmazonSettings
-    capabilities: ClassVar[Capabilities] = Capabilities(
+    capabilities: Capabilities = Capabilities(  # order_lag, overlap: the instance's setting
         push_batch_size=PUSH_BATCH_SIZE,
         requests_per_second=5.0,  # patchListingsItem's plan; each operation is paced inside
         burst=5,
         compare_and_set=False,
         webhooks=False,
-        overlap=timedelta(minutes=5),  # orders show ~2 minutes after they change
+        overlap=OVERLAP,
+        order_lag=timedelta(seconds=DEFAULT_ORDER_LAG),
     )
     emulator: ClassVar[str] = "connectors.amazon.emulator:AmazonEmulator"
 
@@ -137,6 +143,9 @@ class AmazonConnector:
     ) -> None:
         self.name = name
         self.settings = settings
+        lag = timedelta(seconds=settings.order_lag)
+        self.capabilities = replace(type(self).capabilities, order_lag=lag,
+                                    overlap=max(OVERLAP, 2 * lag))
         self.marketplace = _marketplace(name, settings.marketplace, endpoint)
         self.token_url = settings.lwa_endpoint or _token_url(endpoint)
         self._clock = clock

@@ -142,7 +142,7 @@ class EbayConnector:
     """Speaks eBay's Trading API for one seller account."""
 
     Settings: ClassVar[type[EbaySettings]] = EbaySettings
-    capabilities: ClassVar[Capabilities] = Capabilities(
+    capabilities: Capabilities = Capabilities(  # order_lag: the instance's setting
         push_batch_size=MAX_ITEMS_PER_REVISE,
         requests_per_second=REQUESTS_PER_SECOND,
         burst=BURST,
@@ -161,6 +161,7 @@ class EbayConnector:
         self._settings = settings
         self._clock = clock
         self._settle = timedelta(seconds=settings.order_lag) if settle is None else settle
+        self.capabilities = replace(type(self).capabilities, order_lag=self._settle)
         self._log = logging.getLogger(f"{__name__}.{name}")
         self._refs: dict[str, str] = {}  # channel SKU -> ref, filled by lookups
         self._out_of_stock_control: bool | None = None

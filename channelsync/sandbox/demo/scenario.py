@@ -72,6 +72,7 @@ seller_id = "A2DEMOSELLER"
 refresh_token = "Atzr|demo"
 lwa_app_id = "amzn1.application-oa2-client.demo"
 lwa_client_secret = "demo-secret"
+order_lag = {lag}  # Amazon shows orders about two minutes late: shortened for the demo
 [[channel]]
 name = "ebay"
 type = "ebay"

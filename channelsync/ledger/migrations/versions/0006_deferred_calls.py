@@ -1,4 +1,5 @@
-"""deferred calls and where a pull resumes; drift suspects; writes of unknown or later outcome
+"""deferred calls and where a pull resumes; drift suspects; writes of unknown or later
+outcome; the push log
 
 Revision ID: 0006
 Revises: 0005
@@ -19,6 +20,24 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        'push_log',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('listing_id', sa.Integer(), nullable=False),
+        sa.Column('channel', sa.String(length=200), nullable=False),
+        sa.Column('channel_sku', sa.String(length=200), nullable=False),
+        sa.Column('sku', sa.String(length=200), nullable=False),
+        sa.Column('quantity', sa.Integer(), nullable=False),
+        sa.Column('previous', sa.Integer(), nullable=True),
+        sa.Column('available', sa.Integer(), nullable=True),
+        sa.Column('watermark', channelsync.ledger.schema.UTCDateTime(), nullable=True),
+        sa.Column('sent_at', channelsync.ledger.schema.UTCDateTime(), nullable=True),
+        sa.Column('outcome', sa.String(), nullable=False),
+        sa.Column('detail', sa.String(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_push_log_listing', 'push_log', ['listing_id', 'sent_at'])
+    op.create_index('ix_push_log_channel', 'push_log', ['channel', 'sent_at'])
     with op.batch_alter_table('listing', schema=None) as batch_op:
         batch_op.add_column(sa.Column('drift_seen_at', channelsync.ledger.schema.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('drift_excess', sa.Integer(), nullable=True))
@@ -37,6 +56,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_push_log_channel', table_name='push_log')
+    op.drop_index('ix_push_log_listing', table_name='push_log')
+    op.drop_table('push_log')
     with op.batch_alter_table('channel_state', schema=None) as batch_op:
         batch_op.drop_column('pull_resume')
         batch_op.drop_column('deferred')
