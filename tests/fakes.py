@@ -30,6 +30,10 @@ from channelsync.errors import PermanentChannelError, RetriableChannelError
 CHANNELS: dict[str, FakeChannel] = {}
 
 
+class Killed(BaseException):
+    """The process died: nothing after it runs (not an Exception: the engine cannot catch it)."""
+
+
 @dataclass
 class FakeOrder:
     order_id: str
@@ -50,6 +54,7 @@ class FakeChannel:
     pages: list[str | None] = field(default_factory=list)  # the page of every pull call
     hidden: set[str] = field(default_factory=set)  # orders the channel does not report yet
     lose_answers: int = 0  # the next pushes are applied, then answered with a timeout
+    die_after_write: bool = False  # the next push is applied, then channelsync "dies"
     fail_next: list[Exception] = field(default_factory=list)  # raised by the next API calls
     refuse: set[str] = field(default_factory=set)  # SKUs whose pushes are refused
     push_errors: list[Exception] = field(default_factory=list)  # raised by the next pushes
@@ -138,6 +143,9 @@ class FakeConnector:
         if ch.lose_answers:
             ch.lose_answers -= 1
             raise RetriableChannelError("timed out waiting for the answer")
+        if ch.die_after_write:
+            ch.die_after_write = False
+            raise Killed("SIGKILL between the channel's answer and recording it")
         return results
 
     def read_listings(self) -> Iterator[ChannelListing]:

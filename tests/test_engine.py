@@ -716,3 +716,25 @@ def test_every_write_is_in_the_push_log_with_what_it_was_computed_from(
     pulled = [r["watermark"] for r in log if r["channel_sku"] == "MUG"]
     assert pulled[1] is not None and pulled[1] > pulled[0]  # what the target knew of a's orders
     assert [(p["quantity"], p["outcome"]) for p in data["recent_pushes"]] == [(3, "ok"), (5, "ok")]
+
+
+def test_a_write_whose_answer_died_with_channelsync_is_found_applied_after_a_restart(
+    engine: Engine, clock: Clock
+) -> None:
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync(["a"])
+    set_stock(engine, config, clock, MUG=9)
+    a.die_after_write = True
+    with pytest.raises(fakes.Killed):
+        sync.sync(["a"], read_back=False)
+    assert a.quantities["MUG"] == 9  # the channel took it; the ledger never heard back
+    restarted, _ = make(engine, clock)
+    for _ in range(3):  # reads a channel's lag apart: a lower or higher reading would be drift
+        clock.tick(31)
+        assert restarted.sync(["a"])[0].drift == 0
+    assert open_conflicts(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox_t)).scalar() == 0

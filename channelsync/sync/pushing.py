@@ -226,6 +226,7 @@ def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
         items = [PushItem(r["channel_sku"], r["target"], r["ref"],
                           expected[r["listing_id"]] if cas else r["last_pushed"],
                           operation_key(r)) for r in batch]
+        _about_to_send(engine, batch)
         try:
             results: list[PushResult] = engine.call(
                 channel, functools.partial(connector.push_quantities, items), "push_quantities")
@@ -377,10 +378,21 @@ def _succeeded(
     resolve_conflicts(conn, "push_failed", [f"{channel}:{row['channel_sku']}"], now)
 
 
+def _about_to_send(engine: PushContext, batch: Sequence[dict[str, Any]]) -> None:
+    """Committed before the call: if channelsync dies before the answer is recorded, a
+    read-back finding the listing at exactly this quantity knows the write landed, instead
+    of calling it drift."""
+    with engine.db.begin() as conn:
+        conn.execute(outbox_t.update().where(outbox_t.c.id == sa.bindparam("b_id"))
+                     .values(sent=sa.bindparam("b_sent")),
+                     [{"b_id": r["id"], "b_sent": r["target"]} for r in batch])
+
+
 def _deferred(conn: Connection, row: dict[str, Any], error: Deferred, now: datetime) -> None:
     """Not sent: a rate limit left it for a later cycle. Not a failed attempt."""
     conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
-        next_attempt_at=now + timedelta(seconds=error.wait), last_error=str(error)[:500]))
+        next_attempt_at=now + timedelta(seconds=error.wait), last_error=str(error)[:500],
+        sent=None))
 
 
 def _stale(
@@ -395,7 +407,7 @@ def _stale(
         conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(
             believed=result.observed, believed_at=now))
     conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
-        next_attempt_at=now, last_error="stale compare: the channel changed first"))
+        next_attempt_at=now, last_error="stale compare: the channel changed first", sent=None))
     conn.execute(state_t.update().where(state_t.c.name == channel).values(
         stale_compares=state_t.c.stale_compares + 1, stale_at=now))
 
