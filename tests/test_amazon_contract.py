@@ -100,6 +100,7 @@ refresh_token = "${{AMAZON_REFRESH_TOKEN}}"
 lwa_app_id = "${{AMAZON_LWA_APP_ID}}"
 lwa_client_secret = "${{AMAZON_LWA_CLIENT_SECRET}}"
 feed_poll_interval = 0.05
+order_lag = 0  # this emulator shows orders at once: an increase need not wait
 """
 ENV = {"AMAZON_REFRESH_TOKEN": REFRESH, "AMAZON_LWA_APP_ID": APP_ID,
        "AMAZON_LWA_CLIENT_SECRET": CLIENT_SECRET}

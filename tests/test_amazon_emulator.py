@@ -859,3 +859,128 @@ def test_reset_empties_the_account_but_keeps_tokens(
         "lost_answers": 0}
     with pytest.raises(SellingApiNotFoundException):  # the cached token still works
         items.get_listings_item(SELLER, "MUG")
+
+
+# -- what a simulation needs: the orders as held, faulty pages, lost answers -------------------
+
+
+def _units(row: dict[str, Any]) -> dict[str, tuple[int, int, int, int]]:
+    return {x["sku"]: (x["quantity"], x["shipped"], x["cancelled"], x["restocked"])
+            for x in row["lines"]}
+
+
+def _page(raw: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    answer = raw.get("/orders/2026-01-01/orders", params={
+        "lastUpdatedAfter": LONG_AGO, "marketplaceIds": US, "includedData": "FULFILLMENT",
+        **params})
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["orders"]
+    return found
+
+
+def test_sandbox_orders_hold_each_lines_units_as_the_connector_reads_them(
+    emulator: AmazonEmulator, control: httpx.Client, raw: httpx.Client
+) -> None:
+    from connectors.amazon._orders import parse_orders
+
+    listing(control, "MUG", 20)
+    listing(control, "CUP", 20)
+    listing(control, "FBA-MUG", 5, fulfillment="AFN")
+    placed = order(control, MUG=2)
+    cancelled = order(control, CUP=1)
+    control.post(f"/_sandbox/orders/{cancelled}/cancel")
+    shipped = order(control, MUG=1, CUP=1)
+    control.post(f"/_sandbox/orders/{shipped}/ship")
+    partial = order(control, MUG=3, CUP=1)
+    status = "/_sandbox/orders/{}/status"
+    control.post(status.format(partial), json={"status": "PartiallyShipped",
+                                                "shipped": {"MUG": 1}})
+    half = order(control, MUG=2)  # partly shipped, then the rest canceled
+    control.post(status.format(half), json={"status": "PartiallyShipped", "shipped": {"MUG": 1}})
+    control.post(status.format(half), json={"status": "Canceled"})
+    fba = order(control, **{"FBA-MUG": 1})
+    rows = {r["order_id"]: r for r in control.get("/_sandbox/orders").json()["orders"]}
+    assert list(rows) == [placed, cancelled, shipped, partial, half, fba]
+    assert {k: (r["status"], _units(r)) for k, r in rows.items()} == {
+        placed: ("Pending", {"MUG": (2, 0, 0, 0)}),
+        cancelled: ("Canceled", {"CUP": (1, 0, 1, 0)}),
+        shipped: ("Shipped", {"MUG": (1, 1, 0, 0), "CUP": (1, 1, 0, 0)}),
+        partial: ("PartiallyShipped", {"MUG": (3, 1, 0, 0), "CUP": (1, 0, 0, 0)}),
+        half: ("Canceled", {"MUG": (2, 1, 1, 0)}),
+        fba: ("Pending", {"FBA-MUG": (1, 0, 0, 0)}),
+    }
+    assert {r["fulfilled_by"] for k, r in rows.items() if k != fba} == {"MERCHANT"}
+    assert rows[fba]["fulfilled_by"] == "AMAZON"
+    assert (rows[placed]["shipments"], rows[placed]["buyer"]) == ([], None)
+    assert quantities(control) == {"CUP": 18, "FBA-MUG": 4, "MUG": 13}  # what the rows imply
+    # What the connector reads from the order API is what the rows say, line by line.
+    lines, bad, _ = parse_orders(_page(raw))
+    assert bad == []
+    read = {(x.order_id, x.channel_sku): (x.ordered, x.shipped, x.cancelled, x.restocked)
+            for x in lines}
+    assert read == {(k, sku): units for k, r in rows.items() for sku, units in _units(r).items()}
+    assert control.get(f"/_sandbox/orders/{half}").json() == rows[half]
+    missing = control.get("/_sandbox/orders/111-0000000-0000000")
+    assert missing.status_code == 404 and "111-0000000-0000000" in missing.json()["error"]
+
+
+def test_faulty_order_pages_duplicate_shuffle_and_go_stale(
+    emulator: AmazonEmulator, control: httpx.Client, raw: httpx.Client
+) -> None:
+    listing(control, "MUG", 20)
+    ids = [order(control, MUG=1) for _ in range(6)]
+    control.post(f"/_sandbox/orders/{ids[0]}/cancel")
+    plain = [o["orderId"] for o in _page(raw)]
+    assert sorted(plain) == sorted(ids)
+    control.post("/_sandbox/faults", json={"duplicate_rate": 1.0})
+    assert [o["orderId"] for o in _page(raw)] == [x for x in plain for _ in (1, 2)]
+    v0 = raw.get("/orders/v0/orders", params={"LastUpdatedAfter": LONG_AGO, "MarketplaceIds": US})
+    assert len(v0.json()["payload"]["Orders"]) == 12  # getOrders' pages as well
+    control.post("/_sandbox/faults", json={"stale_rate": 1.0})
+    stale = {o["orderId"]: o["fulfillment"]["fulfillmentStatus"] for o in _page(raw)}
+    assert stale == dict.fromkeys(ids, "PENDING")  # the canceled one as it was before
+    control.post("/_sandbox/faults", json={"reorder_rate": 1.0, "seed": 4})
+    shuffled = [o["orderId"] for o in _page(raw)]
+    assert shuffled != plain and sorted(shuffled) == sorted(plain)
+    control.post("/_sandbox/faults", json={"reorder_rate": 1.0, "seed": 4})
+    assert [o["orderId"] for o in _page(raw)] == shuffled  # a seed replays its shuffle
+    control.post("/_sandbox/faults", json={})
+    assert [o["orderId"] for o in _page(raw)] == plain
+
+
+def test_a_lost_answer_is_a_write_applied_without_its_answer(
+    emulator: AmazonEmulator, control: httpx.Client, raw: httpx.Client, clock: Clock
+) -> None:
+    listing(control, "MUG", 5)
+    control.post("/_sandbox/faults", json={"lost_answer_rate": 1.0, "seed": 2})
+    path, params = f"/listings/2021-08-01/items/{SELLER}/MUG", {"marketplaceIds": US}
+    outcomes: list[int | str] = []
+    for quantity in range(10, 16):
+        try:
+            outcomes.append(raw.patch(path, params=params, json=fa_patch(quantity)).status_code)
+        except httpx.RemoteProtocolError:
+            outcomes.append("dropped")
+    assert all(o == "dropped" or (isinstance(o, int) and o >= 500) for o in outcomes)
+    assert "dropped" in outcomes and any(o != "dropped" for o in outcomes)
+    assert quantities(control) == {"MUG": 15}  # every write was applied
+    assert raw.get(path, params=params).status_code == 200  # reads are never lost
+    assert _page(raw) == []
+    document = raw.post("/feeds/2021-06-30/documents", json={"contentType": "application/json"})
+    assert document.status_code == 201  # bookkeeping: its answer arrives
+    upload = httpx.put(document.json()["url"], content=json.dumps({
+        "header": {"sellerId": SELLER, "version": "2.0"},
+        "messages": [feed_message(1, "MUG", 3)]}).encode())
+    assert upload.status_code == 200
+    try:
+        created: int | str = raw.post("/feeds/2021-06-30/feeds", json={
+            "feedType": "JSON_LISTINGS_FEED", "marketplaceIds": [US],
+            "inputFeedDocumentId": document.json()["feedDocumentId"]}).status_code
+    except httpx.RemoteProtocolError:
+        created = "dropped"
+    assert created == "dropped" or (isinstance(created, int) and created >= 500)
+    clock.advance(1)  # past the feed's queueing delay: Amazon applies it all the same
+    deadline = time.monotonic() + 10
+    while quantities(control)["MUG"] != 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert quantities(control) == {"MUG": 3}
+    assert emulator.stats()["lost_answers"] == 7

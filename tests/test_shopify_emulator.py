@@ -784,3 +784,163 @@ def test_stats_name_graphql_root_fields_and_reset_empties(client: httpx.Client) 
     assert client.get("/_sandbox/stats").json()["requests"] == {}
     again = gql(client, "{ shop { id } }")
     assert again["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 1999
+
+
+# -- what a simulation needs: the orders as held, faulty pages, lost answers -------------------
+
+FULL_ORDERS = """
+query Orders($first: Int!, $after: String) {
+  orders(first: $first, after: $after, sortKey: UPDATED_AT) {
+    edges { cursor node {
+      id updatedAt test cancelledAt displayFulfillmentStatus displayFinancialStatus
+      lineItems(first: 3) { nodes { id sku quantity currentQuantity unfulfilledQuantity
+                                    nonFulfillableQuantity } }
+      refunds(first: 3) { refundLineItems(first: 3) {
+        nodes { quantity restockType lineItem { id } } } } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+
+def _units(row: dict[str, Any]) -> dict[str, tuple[int, int, int, int]]:
+    return {x["sku"]: (x["quantity"], x["shipped"], x["cancelled"], x["restocked"])
+            for x in row["lines"]}
+
+
+def _orders_page(client: httpx.Client, first: int = 10, after: str | None = None
+                 ) -> dict[str, Any]:
+    found: dict[str, Any] = data(client, FULL_ORDERS, first=first, after=after)["orders"]
+    return found
+
+
+def _ids(page: dict[str, Any]) -> list[str]:
+    return [e["node"]["id"].rsplit("/", 1)[-1] for e in page["edges"]]
+
+
+def test_sandbox_orders_hold_each_lines_units_as_the_connector_reads_them(
+    client: httpx.Client,
+) -> None:
+    from connectors.shopify._orders import order_lines
+
+    refs = {sku: listing(client, sku, 20)["ref"] for sku in ("MUG", "CUP", "BOWL")}
+    placed = order(client, MUG=2)
+    cancelled = order(client, CUP=1)
+    act(client, cancelled, "cancel")
+    shipped = order(client, MUG=1, CUP=1)
+    act(client, shipped, "ship")
+    partial = order(client, MUG=3)
+    act(client, partial, "ship", {"lines": [{"sku": "MUG", "quantity": 1}]})
+    half = order(client, MUG=2)  # one shipped, the other cancelled with the order
+    act(client, half, "ship", {"lines": [{"sku": "MUG", "quantity": 1}]})
+    act(client, half, "cancel")
+    returned = order(client, MUG=2)
+    act(client, returned, "ship")
+    act(client, returned, "refund",
+        {"lines": [{"sku": "MUG", "quantity": 1, "restock_type": "RETURN"}]})
+    refunded = order(client, CUP=3)
+    act(client, refunded, "refund",
+        {"lines": [{"sku": "CUP", "quantity": 1, "restock_type": "CANCEL"}]})
+    edited = order(client, CUP=3)
+    act(client, edited, "edit", {"sku": "CUP", "quantity": 1})
+    written_off = order(client, BOWL=2)  # one unit before fulfilment, one after
+    act(client, written_off, "ship", {"lines": [{"sku": "BOWL", "quantity": 1}]})
+    act(client, written_off, "refund",
+        {"lines": [{"sku": "BOWL", "quantity": 2, "restock_type": "NO_RESTOCK"}]})
+    test = client.post("/_sandbox/orders", json={"lines": [{"sku": "MUG", "quantity": 1}],
+                                                  "test": True}).json()["order_id"]
+    rows = {r["order_id"]: r for r in client.get("/_sandbox/orders").json()["orders"]}
+    assert {k: (r["status"], _units(r)) for k, r in rows.items()} == {
+        placed: ("UNFULFILLED", {"MUG": (2, 0, 0, 0)}),
+        cancelled: ("CANCELLED", {"CUP": (1, 0, 1, 0)}),
+        shipped: ("FULFILLED", {"MUG": (1, 1, 0, 0), "CUP": (1, 1, 0, 0)}),
+        partial: ("PARTIALLY_FULFILLED", {"MUG": (3, 1, 0, 0)}),
+        half: ("CANCELLED", {"MUG": (2, 1, 1, 0)}),
+        returned: ("FULFILLED", {"MUG": (2, 2, 0, 1)}),
+        refunded: ("UNFULFILLED", {"CUP": (3, 0, 1, 0)}),
+        edited: ("UNFULFILLED", {"CUP": (3, 0, 2, 0)}),
+        written_off: ("FULFILLED", {"BOWL": (2, 1, 1, 0)}),
+        test: ("UNFULFILLED", {"MUG": (1, 0, 0, 0)}),
+    }
+    assert [k for k, r in rows.items() if r["test"]] == [test]
+    assert (rows[returned]["financial_status"], rows[half]["financial_status"]) == (
+        "PARTIALLY_REFUNDED", "REFUNDED")
+    for sku in ("MUG", "CUP"):  # Shopify's own counts agree: committed is what is open
+        units = [u for r in rows.values() for s, u in _units(r).items() if s == sku]
+        assert level(client, refs[sku]) == {
+            "available": 20 - sum(q - c for q, _, c, _ in units) + sum(r for *_, r in units),
+            "committed": sum(q - s - c for q, s, c, _ in units),
+            "on_hand": 20 - sum(s for _, s, _, _ in units) + sum(r for *_, r in units)}
+    # What the connector reads from the API is what the rows say, line by line.
+    read = {}
+    for edge in _orders_page(client)["edges"]:
+        node = edge["node"]
+        refund_lines = [x for r in node["refunds"] for x in r["refundLineItems"]["nodes"]]
+        found = order_lines(node, refund_lines, include_test_orders=True)
+        assert found.bad == []
+        read.update({(x.order_id, x.channel_sku): (x.ordered, x.shipped, x.cancelled,
+                                                    x.restocked) for x in found.lines})
+    assert read == {(k, sku): units for k, r in rows.items() for sku, units in _units(r).items()}
+    assert client.get(f"/_sandbox/orders/{edited}").json() == rows[edited]
+    assert client.get("/_sandbox/orders/424242").status_code == 404
+
+
+def test_faulty_order_pages_duplicate_shuffle_and_go_stale(
+    client: httpx.Client, clock: Clock
+) -> None:
+    listing(client, "MUG", 20)
+    ids = [order(client, MUG=2) for _ in range(6)]
+    clock.advance(5)
+    act(client, ids[2], "ship", {"lines": [{"sku": "MUG", "quantity": 1}]})
+    plain = _orders_page(client)
+    assert sorted(_ids(plain)) == sorted(ids)
+    client.post("/_sandbox/faults", json={"duplicate_rate": 1.0})
+    twice = _orders_page(client)
+    assert _ids(twice) == [x for x in _ids(plain) for _ in (1, 2)]
+    assert twice["pageInfo"] == plain["pageInfo"]
+    client.post("/_sandbox/faults", json={"stale_rate": 1.0})
+    stale = {i: e["node"] for i, e in zip(_ids(plain), _orders_page(client)["edges"],
+                                          strict=True)}
+    was = stale[ids[2]]  # as before its partial fulfilment
+    assert was["displayFulfillmentStatus"] == "UNFULFILLED"
+    assert was["lineItems"]["nodes"][0]["unfulfilledQuantity"] == 2
+    now = {e["node"]["id"]: e["node"] for e in plain["edges"]}
+    assert was["updatedAt"] < now[was["id"]]["updatedAt"]
+    assert all(stale[i] == now[stale[i]["id"]] for i in ids if i != ids[2])  # never changed
+    client.post("/_sandbox/faults", json={"reorder_rate": 1.0, "seed": 4})
+    shuffled = _orders_page(client)
+    assert _ids(shuffled) != _ids(plain) and sorted(_ids(shuffled)) == sorted(_ids(plain))
+    assert shuffled["pageInfo"] == plain["pageInfo"]  # the page still ends where it ends
+    client.post("/_sandbox/faults", json={"reorder_rate": 1.0, "duplicate_rate": 0.5,
+                                          "seed": 5})
+    seen, after = [], None
+    while True:  # pages of two: shuffled and doubled, yet every order once, none skipped
+        page = data(client, ORDERS, first=2, after=after)["orders"]
+        seen += [e["node"]["id"].rsplit("/", 1)[-1] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert sorted(set(seen)) == sorted(ids) and len(seen) > len(ids)
+
+
+def test_a_lost_answer_is_a_write_applied_without_its_answer(
+    client: httpx.Client, emulator: ShopifyEmulator
+) -> None:
+    mug = listing(client, "MUG", 5)
+    client.post("/_sandbox/faults", json={"lost_answer_rate": 1.0, "seed": 2})
+    outcomes: list[int | str] = []
+    for n in range(6):
+        try:
+            outcomes.append(post(client, SET, key=f"k{n}", input=set_input(
+                quantity(mug["ref"], 10 + n, None))).status_code)
+        except httpx.RemoteProtocolError:
+            outcomes.append("dropped")
+    assert all(o == "dropped" or (isinstance(o, int) and o >= 500) for o in outcomes)
+    assert "dropped" in outcomes and any(o != "dropped" for o in outcomes)
+    assert client.get("/_sandbox/listings").json()["listings"][0]["quantity"] == 15
+    assert available(client, mug["ref"]) == 15  # reads are never lost
+    assert data(client, ORDERS, first=5)["orders"]["edges"] == []
+    client.post("/_sandbox/faults", json={})
+    again = data(client, SET, key="k0", input=set_input(quantity(mug["ref"], 10, None)))
+    assert again["inventorySetQuantities"]["userErrors"] == []  # the first outcome, replayed
+    assert available(client, mug["ref"]) == 15  # and not applied twice
+    assert emulator.stats()["lost_answers"] == 6

@@ -22,8 +22,8 @@ from connectors.amazon.emulator.wire import (
 )
 
 __all__ = ["INCLUDED_DATA", "STATUS_2026", "Item", "Order", "Page", "Pager",
-           "Search", "Version", "bound", "order_2026", "order_items_v0", "order_v0", "search_2026",
-           "search_v0"]
+           "Search", "Version", "bound", "earlier", "order_2026", "order_items_v0", "order_row",
+           "order_v0", "search_2026", "search_v0"]
 
 # v0 statuses (the emulator's own) -> the 2026-01-01 FulfillmentStatus enum
 STATUS_2026 = {"PendingAvailability": "PENDING_AVAILABILITY", "Pending": "PENDING",
@@ -31,6 +31,8 @@ STATUS_2026 = {"PendingAvailability": "PENDING_AVAILABILITY", "Pending": "PENDIN
                "Shipped": "SHIPPED", "InvoiceUnconfirmed": "SHIPPED", "Canceled": "CANCELLED",
                "Unfulfillable": "UNFULFILLABLE"}
 UNPAID = frozenset({"PendingAvailability", "Pending"})  # no prices shown yet, as on Amazon
+ALL_SHIPPED = frozenset({"Shipped", "InvoiceUnconfirmed"})
+ITEMS_COUNTED = frozenset({"PartiallyShipped", "Canceled"})  # what left is read per item
 INCLUDED_DATA = ("BUYER", "RECIPIENT", "PROCEEDS", "EXPENSE", "PROMOTION", "CANCELLATION",
                  "FULFILLMENT", "PACKAGES", "TAX", "PAYMENT", "FULFILLMENT_ORDERS")
 MIN_BEFORE_AGE = timedelta(minutes=2)  # lastUpdatedBefore / createdBefore must be this old
@@ -75,6 +77,14 @@ class Order:
         moment = max(at, self.current.at)
         self.versions.append(Version(moment, status, self.current.shipped if shipped is None
                                      else shipped))
+
+
+def earlier(row: tuple[Order, Version]) -> tuple[Order, Version] | None:
+    """The same order one version before the one shown (None: it had none), for a page that
+    serves it stale."""
+    order, version = row
+    at = next((n for n, v in enumerate(order.versions) if v is version), 0)
+    return (order, order.versions[at - 1]) if at > 0 else None
 
 
 @dataclass(frozen=True)
@@ -344,3 +354,24 @@ def order_items_v0(order: Order, version: Version) -> dict[str, Any]:
             row["ItemPrice"] = _money(item.unit_price * item.quantity, order.market, v0=True)
         items.append(row)
     return {"AmazonOrderId": order.order_id, "OrderItems": items}
+
+
+def order_row(order: Order) -> dict[str, Any]:
+    """The order as the account holds it now (``GET /_sandbox/orders``), whatever the order
+    APIs show yet. Amazon's own (FBA) orders say ``fulfilled_by: AMAZON``: they hold none of
+    the seller's stock."""
+    version = order.current
+    lines = [_line_row(item, sent, version.status)
+             for item, sent in zip(order.items, version.shipped, strict=True)]
+    return {"order_id": order.order_id, "status": version.status,
+            "fulfilled_by": "AMAZON" if order.afn else "MERCHANT", "lines": lines,
+            "shipments": [], "buyer": None}
+
+
+def _line_row(item: Item, sent: int, status: str) -> dict[str, Any]:
+    # The status decides, as it does for a client reading the order APIs: a shipped order
+    # shipped everything; only a partial shipment or a cancellation counts per item.
+    shipped = item.quantity if status in ALL_SHIPPED else sent if status in ITEMS_COUNTED else 0
+    cancelled = item.quantity - shipped if status == "Canceled" else 0
+    return {"sku": item.sku, "quantity": item.quantity, "shipped": shipped,
+            "cancelled": cancelled, "restocked": 0}  # the emulator takes no returns

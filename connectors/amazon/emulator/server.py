@@ -24,6 +24,8 @@ Amazon (see the Amazon section of channels.md in the shared notes):
   stating the rate this emulator applies: with rate limits off, `UNLIMITED_RATE`, so that a
   client that follows the header, as the connector does, does not hold back for nothing);
   injected 5xx are sometimes bodiless, which the library turns into an empty result.
+Injected page faults (duplicates, shuffles, stale versions) hit the pages of searchOrders
+and getOrders; `GET /_sandbox/orders` lists every order as it is now, lag or not.
 LWA and `/_storage/` are exempt from injected faults and rate limits. Issued access tokens
 survive `/_sandbox/reset` (the client library caches them for an hour).
 """
@@ -36,7 +38,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote
 
 from channelsync.sandbox.emulator import (
@@ -64,8 +66,10 @@ from connectors.amazon.emulator.orders import (
     Search,
     Version,
     bound,
+    earlier,
     order_2026,
     order_items_v0,
+    order_row,
     order_v0,
     search_2026,
     search_v0,
@@ -114,6 +118,10 @@ class AmazonEmulator(Emulator):
     """Selling Partner API (+ LWA) on loopback plus the shared /_sandbox/ control API."""
 
     channel_type = "amazon"
+    # A feed is applied later, but applied: its lost answer is a lost write as well. A
+    # VALIDATION_PREVIEW patch goes by the same name, so it can lose its answer too (having
+    # changed nothing: a plain 5xx); channelsync sends none.
+    write_operations: ClassVar[frozenset[str]] = frozenset({"patchListingsItem", "createFeed"})
 
     def __init__(self, *, refresh_token: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, seller_id: str | None = None,
@@ -269,6 +277,9 @@ class AmazonEmulator(Emulator):
     def ship_order(self, order_id: str) -> dict[str, Any]:
         return self.account.ship(order_id, self._now())
 
+    def order_rows(self) -> list[dict[str, Any]]:
+        return [order_row(order) for order in self.account.orders.values()]
+
     def _sandbox_status(self, order_id: str, request: Request) -> dict[str, Any]:
         """`POST /_sandbox/orders/{id}/status {"status": "PartiallyShipped", "shipped": {...}}`"""
         body = request.json()
@@ -284,8 +295,10 @@ class AmazonEmulator(Emulator):
                      query: tuple[tuple[Any, ...], Search] | None, size: int
                      ) -> tuple[list[tuple[Order, Version]], str | None, Page]:
         now = self._now()
-        return self._order_pages.page(list(self.account.orders.values()), token, name, query,
-                                      size, now, now - self.visibility_lag)
+        rows, more, page = self._order_pages.page(list(self.account.orders.values()), token,
+                                                  name, query, size, now,
+                                                  now - self.visibility_lag)
+        return self.page_faults(rows, previous=earlier), more, page
 
     @route("GET", ORDERS, "searchOrders")
     def search_orders(self, request: Request) -> Response:

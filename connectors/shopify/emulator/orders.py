@@ -6,11 +6,15 @@ drops); a cancellation, a CANCEL refund or an edit removing units puts unfulfill
 into `available`; a RETURN refund puts fulfilled units back (on_hand rises); NO_RESTOCK takes
 unfulfilled units off the order without putting them on sale (committed and on_hand drop),
 then fulfilled ones (money only).
+
+Each change first keeps a copy of the order as it was (`Order.previous`), so that a faulty
+page of orders can show it stale; `Order.row()` is the order as `GET /_sandbox/orders`
+lists it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +51,12 @@ class Line:
         """Fulfilled units not refunded since."""
         return self.fulfilled - self.refunded_fulfilled
 
+    def row(self, returned: int, order_cancelled: bool) -> dict[str, Any]:
+        still_open = 0 if order_cancelled else self.unfulfilled
+        return {"sku": self.listing.sku, "quantity": self.quantity, "shipped": self.fulfilled,
+                "cancelled": self.quantity - self.fulfilled - still_open,
+                "restocked": returned}
+
 
 @dataclass
 class RefundLine:
@@ -81,6 +91,17 @@ class Order:
     cancelled: datetime | None = None
     cancel_reason: str | None = None
     processed_at: datetime | None = None  # set when placed: an order imported from elsewhere
+    # as it was before its latest change, for a page that shows it stale
+    previous: Order | None = field(default=None, repr=False, compare=False)
+
+    def keep_previous(self) -> None:
+        """Copy the order as it is, before a change: views read lines and refunds lazily,
+        so the copy has copies of them (each line still selling its listing)."""
+        lines = {id(x): replace(x) for x in self.lines}
+        refunds = [replace(r, lines=[replace(x, line=lines[id(x.line)]) for x in r.lines])
+                   for r in self.refunds]
+        self.previous = replace(self, lines=list(lines.values()), refunds=refunds,
+                                previous=None)
 
     @property
     def processed(self) -> datetime:
@@ -99,6 +120,24 @@ class Order:
             return "FULFILLED"
         # guessed: an order whose units were all refunded before fulfilment stays UNFULFILLED
         return "PARTIALLY_FULFILLED" if shipped else "UNFULFILLED"
+
+    def row(self) -> dict[str, Any]:
+        """The order for ``GET /_sandbox/orders``: its status is displayFulfillmentStatus, or
+        CANCELLED once cancelled; units per line as a client reading Shopify's fields counts
+        them (connectors/shopify/_orders.py): ``quantity`` as ordered, ``shipped`` fulfilled
+        (a refund does not unship), ``cancelled`` what left the order unfulfilled (edits,
+        refunds, the cancellation), ``restocked`` RETURN units."""
+        returned: dict[int, int] = {}
+        for refund in self.refunds:
+            for x in refund.lines:
+                if x.restock_type == "RETURN":
+                    returned[x.line.id] = returned.get(x.line.id, 0) + x.quantity
+        cancelled = self.cancelled is not None
+        return {"order_id": str(self.id),
+                "status": "CANCELLED" if cancelled else self.fulfillment_status,
+                "financial_status": self.financial, "test": self.test, "shipments": [],
+                "buyer": None,
+                "lines": [x.row(returned.get(x.id, 0), cancelled) for x in self.lines]}
 
     def summary(self) -> dict[str, Any]:
         return {"id": gid("Order", self.id), "name": f"#{self.number}",
@@ -154,6 +193,7 @@ class OrderBook:
         if order.cancelled is not None:
             raise Conflict(f"order {order.id} is already cancelled")
         # guessed: a partly fulfilled order may be cancelled (its unfulfilled units are)
+        order.keep_previous()
         moment = self.store.tick(now)
         back = [(x, x.unfulfilled) for x in order.lines if x.unfulfilled]
         if back:
@@ -175,6 +215,7 @@ class OrderBook:
                                f"{n} asked")
         if not any(n for _, n in plan):
             raise Conflict(f"order {order.id} has nothing left to fulfil")
+        order.keep_previous()
         moment = self.store.tick(now)
         for line, n in plan:
             line.fulfilled += n
@@ -195,6 +236,7 @@ class OrderBook:
             if n > room:
                 raise Conflict(f"{sku!r}: {n} units to refund with {restock_type}, {room} can be")
             plan.append((line, n, restock_type))
+        order.keep_previous()
         moment = self.store.tick(now)
         self._refund(order, plan, moment)
         order.updated = moment
@@ -229,6 +271,7 @@ class OrderBook:
             raise Conflict(f"{sku!r}: an edit sets the current quantity between {lowest} "
                            f"(fulfilled) and {line.current}; got {quantity}")
         removed = line.current - quantity
+        order.keep_previous()
         moment = self.store.tick(now)
         line.removed += removed
         line.listing.move(moment, available=removed, committed=-removed)

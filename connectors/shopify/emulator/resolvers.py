@@ -8,7 +8,7 @@ default resolver calls lazily. `__typename` in each dict resolves the Node inter
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from graphql.execution.values import get_argument_values
 
 from connectors.shopify.emulator.inventory import Change, Group, Inventory
 from connectors.shopify.emulator.orders import Line, Order, OrderBook, Refund, RefundLine
-from connectors.shopify.emulator.search import order_filter, page, sku_filter
+from connectors.shopify.emulator.search import Page, order_filter, page, sku_filter
 from connectors.shopify.emulator.state import (
     PRIMARY,
     QUANTITY_NAMES,
@@ -32,11 +32,19 @@ from connectors.shopify.emulator.state import (
     stamp,
 )
 
-__all__ = ["Context", "shopify_schema"]
+__all__ = ["Context", "PageFaults", "shopify_schema"]
 
 SCHEMA = Path(__file__).parents[1] / "schema.graphql"  # shared with the connector's tests
 SHOP_NAME, SHOP_DOMAIN = "channelsync sandbox", "channelsync-sandbox.myshopify.com"
 View = dict[str, Any]
+Served = tuple[Order, str]  # an order on a page and its cursor
+# (a page's rows, the row as it was before its latest change) -> the rows as served
+PageFaults = Callable[[Sequence[Served], Callable[[Served], Served | None]], list[Served]]
+
+
+def _no_faults(rows: Sequence[Served], previous: Callable[[Served], Served | None]
+               ) -> list[Served]:
+    return list(rows)
 
 
 @dataclass
@@ -49,6 +57,7 @@ class Context:
     now: Callable[[], datetime]
     items_updated: Callable[[int], None]
     before_set_quantities: Callable[[], None] | None = None
+    page_faults: PageFaults = _no_faults  # how a page of orders is served
 
 
 def _ctx(info: GraphQLResolveInfo) -> Context:
@@ -226,8 +235,19 @@ def _orders(root: Any, info: GraphQLResolveInfo, first: int | None = None,
             sortKey: str = "PROCESSED_AT", reverse: bool = False) -> View:
     wanted = order_filter(query)
     found = [o for o in _ctx(info).book.orders.values() if wanted(o)]
-    return page(found, _ORDER_KEYS[sortKey], first, after, ["orders", sortKey, query or ""],
-                reverse).render(order_view)
+    cut = page(found, _ORDER_KEYS[sortKey], first, after, ["orders", sortKey, query or ""],
+               reverse)
+    return _faulty(_ctx(info), cut).render(order_view)
+
+
+def _faulty(ctx: Context, cut: Page[Order]) -> Page[Order]:
+    """The page as the fault plan serves it: a row and its cursor go together, and a stale
+    row is the order's copy from before its latest change (under the real row's cursor)."""
+    def previous(row: Served) -> Served | None:
+        older = row[0].previous
+        return None if older is None else (older, row[1])
+
+    return cut.served(ctx.page_faults(list(zip(cut.rows, cut.cursors, strict=True)), previous))
 
 
 _VARIANT_KEYS: dict[str, Callable[[Listing], list[Any]]] = {

@@ -116,16 +116,28 @@ class Page(Generic[T]):
     cursors: list[str]
     has_next: bool
     has_previous: bool
+    # pageInfo's start and end cursors when they are not the first and last rows' (a page
+    # served shuffled or with duplicates still ends where it really ends)
+    ends: tuple[str | None, str | None] | None = None
 
     def render(self, node: Callable[[T], Any]) -> dict[str, Any]:
         nodes = [node(row) for row in self.rows]
+        start, end = self.ends or self._ends()
         return {
             "edges": [{"cursor": c, "node": n} for c, n in zip(self.cursors, nodes, strict=True)],
             "nodes": nodes,
             "pageInfo": {"hasNextPage": self.has_next, "hasPreviousPage": self.has_previous,
-                         "startCursor": self.cursors[0] if self.cursors else None,
-                         "endCursor": self.cursors[-1] if self.cursors else None},
+                         "startCursor": start, "endCursor": end},
         }
+
+    def served(self, rows: Sequence[tuple[T, str]]) -> Page[T]:
+        """This page showing other (row, cursor) pairs, as a faulty channel serves it; the
+        next page is still the one after this page's real end."""
+        return Page([row for row, _ in rows], [cursor for _, cursor in rows], self.has_next,
+                    self.has_previous, self.ends or self._ends())
+
+    def _ends(self) -> tuple[str | None, str | None]:
+        return (self.cursors[0], self.cursors[-1]) if self.cursors else (None, None)
 
 
 def page(items: Sequence[T], key: Callable[[T], list[Any]], first: int | None,

@@ -15,6 +15,8 @@ Shopify (see the Shopify section of channels.md in the shared notes):
   cursors, so an order changing between two pages never hides another; without a sortKey
   orders come by processedAt, locations by name;
 - `locations` lists active locations only, unless `includeInactive: true`.
+Injected page faults (duplicates, shuffles, stale versions) hit pages of `orders` only; a
+page keeps its real `endCursor`. A lost answer is only ever an `inventorySetQuantities` one.
 Extra control routes: `POST /_sandbox/orders` also takes `"test": true`,
 `"financial_status": "PENDING"` and `"processed_at"` (an earlier time: an imported order);
 `POST /_sandbox/orders/{id}/ship` an optional `{"lines": [{"sku", "quantity"}]}`;
@@ -31,7 +33,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from channelsync.sandbox.emulator import (
     BadRequest,
@@ -79,6 +81,7 @@ class ShopifyEmulator(Emulator):
     """
 
     channel_type = "shopify"
+    write_operations: ClassVar[frozenset[str]] = frozenset({"graphql:inventorySetQuantities"})
 
     def __init__(self, *, access_token: str | None = None, api_version: str = "2026-10",
                  seed: int | None = None, clock: Callable[[], datetime] | None = None,
@@ -130,7 +133,8 @@ class ShopifyEmulator(Emulator):
         for extra in root_fields(request.body)[1:]:  # the base class counted the first
             self._requests[f"graphql:{extra}"] += 1
         context = Context(self.store, self.book, self.inventory, self._now,
-                          self.count_items_updated, self.before_set_quantities)
+                          self.count_items_updated, self.before_set_quantities,
+                          self.page_faults)
         status, body = answer(request.json(), self.bucket, context)
         return status, body, {"X-Shopify-API-Version": request.params["version"]}
 
@@ -193,6 +197,10 @@ class ShopifyEmulator(Emulator):
     def cancel_order(self, order_id: str) -> dict[str, Any]:
         with self.lock:
             return self.book.cancel(self.book.get(order_id), self._now())
+
+    def order_rows(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [order.row() for order in self.book.orders.values()]
 
     def ship_order(self, order_id: str, lines: dict[str, int] | None = None) -> dict[str, Any]:
         """Fulfil those units per SKU, or everything unfulfilled."""
