@@ -14,13 +14,19 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
+from sqlalchemy.engine import Engine
 
+from channelsync.config import parse_config
 from channelsync.connector import PushItem
 from channelsync.errors import PermanentChannelError, RetriableChannelError, ThrottledError
+from channelsync.ledger.stock import StockRow
 from channelsync.registry import load_connector
+from channelsync.service.app import App
+from channelsync.service.reports import stock_list
 from connectors.ebay import EbayConnector, EbaySettings
 from connectors.ebay.connector import parse_order
 from connectors.ebay.emulator import EbayEmulator
+from tests.ledger_helpers import check_invariants
 
 TOKEN = "v^1.1#i^1#p^3#r^1#I^3#f^0#t^H4sIAAAAAAAAAOVZe2wUxxm3z2cbC5ynSqMoSo4LbQp0"
 CERT_ID = "PRD-9f8e7d6c5b4a-3c2d-1e0f-9a8b-7c6d"
@@ -592,3 +598,71 @@ def test_out_of_stock_control_is_checked_when_listings_are_first_read(
             stats = control.get("/_sandbox/stats").json()["requests"]
         assert stats.get("GetUserPreferences") == 1
         assert "a listing pushed to 0 ENDS" in caplog.text  # before any push
+
+
+# -- faulty pages from the emulator, through the engine ----------------------------------------
+
+APP_CONFIG = f"""
+[[channel]]
+name = "ebay"
+type = "ebay"
+endpoint = "{{url}}"
+token = "{TOKEN}"
+app_id = "app"
+dev_id = "dev"
+cert_id = "cert"
+order_lag = 0  # the emulator shows orders at once; a test cannot wait eBay's two minutes
+"""
+
+
+def held_stock(engine: Engine) -> dict[str, tuple[int, int]]:
+    with engine.connect() as conn:
+        return {row["sku"]: (row["on_hand"], row["reserved"]) for row in stock_list(conn)}
+
+
+def implied_stock(ebay: EbayEmulator, counted: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """sku -> (on hand, reserved) the orders eBay holds imply after the count."""
+    on_hand, reserved = dict(counted), dict.fromkeys(counted, 0)
+    for row in httpx.get(f"{ebay.url}/_sandbox/orders").json()["orders"]:
+        for x in row["lines"]:
+            reserved[x["sku"]] += x["quantity"] - x["shipped"] - x["cancelled"]
+            on_hand[x["sku"]] += x["restocked"] - x["shipped"]
+    return {sku: (on_hand[sku], reserved[sku]) for sku in counted}
+
+
+def test_duplicated_and_shuffled_order_pages_lose_and_double_nothing(engine: Engine) -> None:
+    counted = {"MUG": 30, "TEE-M": 30}
+    with EbayEmulator(token=TOKEN) as ebay:
+        listing_at = f"{ebay.url}/_sandbox/listings"
+        httpx.post(listing_at, json={"sku": "MUG", "quantity": 0}).raise_for_status()
+        httpx.post(listing_at, json={"sku": "TEE-M", "quantity": 0, "parent_sku": "TEE"}
+                   ).raise_for_status()
+
+        def sell(**lines: int) -> str:
+            answer = httpx.post(f"{ebay.url}/_sandbox/orders", json={"lines": [
+                {"sku": sku, "quantity": n} for sku, n in lines.items()]})
+            answer.raise_for_status()
+            return str(answer.json()["order_id"])
+
+        def act(order_id: str, action: str) -> None:
+            httpx.post(f"{ebay.url}/_sandbox/orders/{order_id}/{action}").raise_for_status()
+
+        app = App(parse_config(APP_CONFIG.format(url=ebay.url), env={}))
+        app.__dict__["db"] = engine
+        try:
+            app.set_stock([StockRow(sku, n) for sku, n in counted.items()], reason="count")
+            app.engine.sync()
+            ids = [sell(MUG=2), sell(**{"TEE-M": 1}), sell(MUG=1, **{"TEE-M": 2}), sell(MUG=3)]
+            act(ids[1], "cancel")
+            act(ids[2], "ship")
+            httpx.post(f"{ebay.url}/_sandbox/faults",
+                       json={"duplicate_rate": 0.5, "reorder_rate": 1.0, "seed": 11})
+            app.engine.sync()
+            act(ids[0], "cancel")
+            act(ids[3], "ship")
+            sell(**{"TEE-M": 2})
+            app.engine.sync()
+            assert held_stock(engine) == implied_stock(ebay, counted)
+            check_invariants(engine)
+        finally:
+            app.close()

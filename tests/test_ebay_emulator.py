@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 from ebaysdk.exception import ConnectionError as EbayConnectionError  # type: ignore[import-untyped]
 from ebaysdk.trading import Connection  # type: ignore[import-untyped]
 
+from connectors.ebay.connector import parse_order
 from connectors.ebay.emulator import EbayEmulator
 
 TOKEN = "v^1.1#i^1#emulator-token"
@@ -457,3 +459,109 @@ def test_seller_list_finds_listings_by_end_time_including_ended_ones(
             assert failure_codes(too_wide) == ["37"]
             stats = control.get("/_sandbox/stats").json()["requests"]
             assert stats == {"ReviseInventoryStatus": 1, "GetSellerList": 3}
+
+
+# -- what a simulation needs: the orders as held, faulty pages, lost answers -------------------
+
+
+def _units(row: dict[str, Any]) -> dict[str, tuple[int, int, int, int]]:
+    return {x["sku"]: (x["quantity"], x["shipped"], x["cancelled"], x["restocked"])
+            for x in row["lines"]}
+
+
+def _orders(api: Any, clock: Clock) -> list[dict[str, Any]]:
+    body = get_orders(api, clock.now - timedelta(days=1), clock.now).dict()
+    found: list[dict[str, Any]] = (body.get("OrderArray") or {}).get("Order", [])
+    return found
+
+
+def test_sandbox_orders_hold_each_lines_units_as_the_connector_reads_them(
+    api: Any, control: httpx.Client, clock: Clock
+) -> None:
+    listing(control, "MUG", 20)
+    listing(control, "TEE-M", 5, parent_sku="TEE")
+    placed = order(control, MUG=2)
+    cancelled = order(control, MUG=1, **{"TEE-M": 2})
+    control.post(f"/_sandbox/orders/{cancelled}/cancel")
+    shipped = order(control, MUG=3, **{"TEE-M": 1})
+    control.post(f"/_sandbox/orders/{shipped}/ship")
+    held = {r["order_id"]: r for r in control.get("/_sandbox/orders").json()["orders"]}
+    assert {k: (r["status"], _units(r)) for k, r in held.items()} == {
+        placed: ("Active", {"MUG": (2, 0, 0, 0)}),
+        cancelled: ("Cancelled", {"MUG": (1, 0, 1, 0), "TEE-M": (2, 0, 2, 0)}),
+        shipped: ("Completed", {"MUG": (3, 3, 0, 0), "TEE-M": (1, 1, 0, 0)}),
+    }
+    assert (held[placed]["shipments"], held[placed]["buyer"]) == ([], None)
+    assert {s: r["quantity"] for s, r in rows(control).items()} == {
+        "MUG": 20 - 2 - 3, "TEE-M": 5 - 1}  # what the rows imply
+    # What the connector reads from GetOrders is what the rows say, line by line.
+    clock.advance(seconds=1)
+    read = {}
+    for raw in _orders(api, clock):
+        lines, bad = parse_order(raw)
+        assert bad == []
+        read.update({(x.order_id, x.channel_sku): (x.ordered, x.shipped, x.cancelled,
+                                                    x.restocked) for x in lines})
+    assert read == {(k, sku): units for k, r in held.items() for sku, units in _units(r).items()}
+    assert control.get(f"/_sandbox/orders/{cancelled}").json() == held[cancelled]
+    missing = control.get("/_sandbox/orders/99-99999-99999")
+    assert missing.status_code == 404 and "99-99999-99999" in missing.json()["error"]
+
+
+def test_faulty_order_pages_duplicate_shuffle_and_go_stale(
+    api: Any, control: httpx.Client, clock: Clock
+) -> None:
+    listing(control, "MUG", 20)
+    ids = [order(control, MUG=1) for _ in range(6)]
+    clock.advance(seconds=5)
+    control.post(f"/_sandbox/orders/{ids[0]}/cancel")
+    control.post(f"/_sandbox/orders/{ids[1]}/ship")
+    clock.advance(seconds=1)
+    plain = _orders(api, clock)
+    order_ids = [o["OrderID"] for o in plain]
+    assert order_ids == [*ids[2:], *ids[:2]]  # by modification time
+    control.post("/_sandbox/faults", json={"duplicate_rate": 1.0})
+    twice = get_orders(api, clock.now - timedelta(days=1), clock.now).reply
+    assert [o.OrderID for o in twice.OrderArray.Order] == [i for i in order_ids for _ in (1, 2)]
+    assert twice.PaginationResult.TotalNumberOfEntries == "6"  # the figures stay true
+    control.post("/_sandbox/faults", json={"stale_rate": 1.0})
+    stale = {o["OrderID"]: o for o in _orders(api, clock)}
+    now = {o["OrderID"]: o for o in plain}
+    assert [(stale[i]["OrderStatus"], stale[i]["CancelStatus"]) for i in ids[:2]] == [
+        ("Active", "NotApplicable")] * 2
+    assert "ShippedTime" not in stale[ids[1]] and "ShippedTime" in now[ids[1]]
+    assert all(stale[i]["LastModifiedTime"] < now[i]["LastModifiedTime"] for i in ids[:2])
+    assert all(stale[i] == now[i] for i in ids[2:])  # never changed since placed
+    control.post("/_sandbox/faults", json={"reorder_rate": 1.0, "seed": 4})
+    shuffled = [o["OrderID"] for o in _orders(api, clock)]
+    assert shuffled != order_ids and sorted(shuffled) == sorted(order_ids)
+    control.post("/_sandbox/faults", json={"reorder_rate": 1.0, "seed": 4})
+    assert [o["OrderID"] for o in _orders(api, clock)] == shuffled  # a seed replays it
+    control.post("/_sandbox/faults", json={})
+    assert _orders(api, clock) == plain
+
+
+def test_a_lost_answer_is_a_revision_applied_without_its_answer(
+    emulator: EbayEmulator, control: httpx.Client
+) -> None:
+    listing(control, "MUG", 5)
+    item_id = item_ids(control)["MUG"]
+    control.post("/_sandbox/faults", json={"lost_answer_rate": 1.0, "seed": 2})
+    outcomes: list[str] = []
+    for quantity in range(10, 18):
+        api = connect(emulator)
+        try:
+            revise(api, (item_id, None, quantity))
+            outcomes.append("answered")
+        except EbayConnectionError as exc:  # an XML 500 with error 10007
+            outcomes.append(f"http {exc.response.status_code}")
+        except AttributeError:  # ebaysdk on the front end's HTML 503
+            outcomes.append("http 503")
+        except requests.ConnectionError:
+            outcomes.append("dropped")
+        assert rows(control)["MUG"]["quantity"] == quantity  # applied all the same
+    assert set(outcomes) <= {"http 500", "http 503", "dropped"}  # never an answer
+    assert "dropped" in outcomes and any(o != "dropped" for o in outcomes)
+    reply = connect(emulator).execute("GetItem", {"ItemID": item_id}).reply
+    assert reply.Item.QuantityAvailable == "17"  # reads are never lost
+    assert emulator.stats()["lost_answers"] == 8

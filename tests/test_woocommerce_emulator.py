@@ -495,3 +495,105 @@ def test_signature_base_string_matches_rfc_5849_example() -> None:
 def test_unknown_routes_answer_like_wordpress(api: httpx.Client) -> None:
     response = api.get("/coupons")
     assert response.status_code == 404 and response.json()["code"] == "rest_no_route"
+
+
+# -- what a simulation needs: the orders as held, faulty pages, lost answers -------------------
+
+
+def _units(row: dict[str, Any]) -> dict[str, tuple[int, int, int, int]]:
+    return {x["sku"]: (x["quantity"], x["shipped"], x["cancelled"], x["restocked"])
+            for x in row["lines"]}
+
+
+def _orders(api: httpx.Client) -> list[dict[str, Any]]:
+    answer = api.get("/orders", params={"orderby": "id", "order": "asc"})
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()
+    return found
+
+
+def test_sandbox_orders_hold_each_lines_units(
+    control: httpx.Client, api: httpx.Client
+) -> None:
+    listing(control, "MUG", 20)
+    listing(control, "TSHIRT-M", 5, parent_sku="TSHIRT")
+    placed = order(control, MUG=2)
+    cancelled = order(control, MUG=1, **{"TSHIRT-M": 2})
+    control.post(f"/_sandbox/orders/{cancelled}/cancel")
+    shipped = order(control, MUG=3, **{"TSHIRT-M": 1})
+    control.post(f"/_sandbox/orders/{shipped}/ship")
+    failed, refunded = order(control, MUG=1), order(control, MUG=1)
+    api.put(f"/orders/{failed}", json={"status": "failed"})
+    api.put(f"/orders/{refunded}", json={"status": "completed"})
+    api.put(f"/orders/{refunded}", json={"status": "refunded"})  # after it shipped
+    rows = {r["order_id"]: r for r in control.get("/_sandbox/orders").json()["orders"]}
+    assert {k: (r["status"], _units(r)) for k, r in rows.items()} == {
+        str(placed): ("processing", {"MUG": (2, 0, 0, 0)}),
+        str(cancelled): ("cancelled", {"MUG": (1, 0, 1, 0), "TSHIRT-M": (2, 0, 2, 0)}),
+        str(shipped): ("completed", {"MUG": (3, 3, 0, 0), "TSHIRT-M": (1, 1, 0, 0)}),
+        str(failed): ("failed", {"MUG": (1, 0, 1, 0)}),
+        str(refunded): ("refunded", {"MUG": (1, 1, 0, 0)}),
+    }
+    assert (rows[str(placed)]["shipments"], rows[str(placed)]["buyer"]) == ([], None)
+    # The shelf holds what the rows imply, but for the failed order's unit: WooCommerce
+    # puts back stock only when an order is cancelled or pending, so it stays off sale.
+    assert quantities(control) == {"MUG": 20 - 2 - 3 - 1 - 1, "TSHIRT-M": 5 - 1}
+    assert control.get(f"/_sandbox/orders/{shipped}").json() == rows[str(shipped)]
+    missing = control.get("/_sandbox/orders/424242")
+    assert missing.status_code == 404 and "424242" in missing.json()["error"]
+
+
+def test_faulty_order_pages_duplicate_shuffle_and_go_stale(
+    control: httpx.Client, api: httpx.Client, clock: Clock
+) -> None:
+    listing(control, "MUG", 20)
+    ids = [order(control, MUG=1) for _ in range(6)]
+    clock.advance(5)
+    control.post(f"/_sandbox/orders/{ids[0]}/cancel")
+    control.post(f"/_sandbox/orders/{ids[1]}/ship")
+    plain = _orders(api)
+    assert [o["id"] for o in plain] == ids
+    control.post("/_sandbox/faults", json={"duplicate_rate": 1.0})
+    twice = api.get("/orders", params={"orderby": "id", "order": "asc"})
+    assert [o["id"] for o in twice.json()] == [i for i in ids for _ in (1, 2)]
+    assert twice.headers["X-WP-Total"] == "6"  # the headers stay true
+    assert [p["sku"] for p in api.get("/products").json()] == ["MUG"]  # orders only
+    control.post("/_sandbox/faults", json={"stale_rate": 1.0})
+    stale = {o["id"]: o for o in _orders(api)}
+    now = {o["id"]: o for o in plain}
+    assert [stale[i]["status"] for i in ids[:2]] == ["processing", "processing"]
+    assert all(stale[i]["date_modified_gmt"] < now[i]["date_modified_gmt"] for i in ids[:2])
+    assert all(stale[i] == now[i] for i in ids[2:])  # never changed since placed
+    control.post("/_sandbox/faults", json={"reorder_rate": 1.0, "seed": 4})
+    shuffled = [o["id"] for o in _orders(api)]
+    assert shuffled != ids and sorted(shuffled) == ids
+    control.post("/_sandbox/faults", json={"reorder_rate": 1.0, "seed": 4})
+    assert [o["id"] for o in _orders(api)] == shuffled  # a seed replays its shuffle
+    control.post("/_sandbox/faults", json={})
+    assert _orders(api) == plain
+
+
+def test_a_lost_answer_is_a_write_applied_without_its_answer(
+    control: httpx.Client, api: httpx.Client, emulator: WooCommerceEmulator
+) -> None:
+    listing(control, "MUG", 5)
+    mug = product_id(api, "MUG")
+    control.post("/_sandbox/faults", json={"lost_answer_rate": 1.0, "seed": 2})
+    outcomes: list[int | str] = []
+    for quantity in range(10, 18):
+        batch = {"update": [{"id": mug, "stock_quantity": quantity, "manage_stock": True}]}
+        try:
+            outcomes.append(api.post("/products/batch", json=batch).status_code)
+        except httpx.RemoteProtocolError:
+            outcomes.append("dropped")
+        assert quantities(control) == {"MUG": quantity}  # applied all the same
+    try:
+        outcomes.append(api.put(f"/products/{mug}", json={"stock_quantity": 3}).status_code)
+    except httpx.RemoteProtocolError:
+        outcomes.append("dropped")
+    assert quantities(control) == {"MUG": 3}
+    assert all(o == "dropped" or (isinstance(o, int) and o >= 500) for o in outcomes)
+    assert "dropped" in outcomes and any(o != "dropped" for o in outcomes)
+    assert api.get(f"/products/{mug}").json()["stock_quantity"] == 3  # reads are never lost
+    assert api.get("/orders").status_code == 200
+    assert emulator.stats()["lost_answers"] == 9

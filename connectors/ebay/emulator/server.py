@@ -19,6 +19,8 @@ Behaviour copied from eBay (see the eBay section of channels.md in the shared no
   front end (ebaysdk then raises AttributeError) or an XML 500 with error 10007.
 GetSellerList needs a StartTime or EndTime range of at most 120 days; an active listing is
 Good 'Til Cancelled, its EndTime the next 30-day renewal.
+Injected page faults (duplicates, shuffles, stale versions) hit GetOrders pages; only
+ReviseInventoryStatus loses its answers. `GET /_sandbox/orders` lists every order as held.
 Left out: listings ending when a sale (rather than a revision) sells them out,
 ReviseInventoryStatus StartPrice, order filters other than the modification time.
 """
@@ -29,7 +31,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from channelsync.sandbox.emulator import (
@@ -42,7 +44,7 @@ from channelsync.sandbox.emulator import (
     route,
 )
 from connectors.ebay.emulator.render import item_xml, order_xml
-from connectors.ebay.emulator.state import Listing, Store, Variation
+from connectors.ebay.emulator.state import Listing, Store, Variation, earlier
 from connectors.ebay.emulator.xmlwire import (
     INTERNAL,
     INVALID_TOKEN,
@@ -119,6 +121,7 @@ class EbayEmulator(Emulator):
     """eBay's Trading API on loopback plus the shared /_sandbox/ control API."""
 
     channel_type = "ebay"
+    write_operations: ClassVar[frozenset[str]] = frozenset({"ReviseInventoryStatus"})
 
     def __init__(self, *, token: str | None = None, out_of_stock_control: bool = True,
                  revision_limit: int = REVISIONS_PER_DAY, seed: int | None = None,
@@ -228,6 +231,9 @@ class EbayEmulator(Emulator):
     def ship_order(self, order_id: str) -> dict[str, Any]:
         return self.store.ship(order_id, self._now())
 
+    def order_rows(self) -> list[dict[str, Any]]:
+        return [order.row() for order in self.store.orders.values()]
+
     # -- GetOrders ---------------------------------------------------------------------------
 
     def get_orders(self, root: ET.Element) -> Response:
@@ -254,7 +260,9 @@ class EbayEmulator(Emulator):
             (o for o in self.store.orders.values() if start <= o.modified <= end),
             key=lambda o: (o.modified, o.order_id))
         body = ET.Element("body")
-        chunk = _paginate(body, found, page, per_page, "HasMoreOrders")
+        # The fault plan serves the page; the pagination figures stay true.
+        chunk = self.page_faults(_paginate(body, found, page, per_page, "HasMoreOrders"),
+                                 previous=earlier)
         orders = element(body, "OrderArray")
         for order in chunk:
             order_xml(element(orders, "Order"), order)

@@ -3,17 +3,21 @@
 Quantities follow eBay: a listing (or variation) has a `Quantity` and a `QuantitySold`;
 what a buyer can still buy is `Quantity - QuantitySold`. A sale raises QuantitySold, a
 cancellation lowers it again.
+
+An order changes only when cancelled or shipped; each change first keeps a copy of the order
+as it was (`Order.previous`), so that a faulty page of orders can show it stale. Lines never
+change once placed, so the copy shares them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 
-__all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Variation"]
+__all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Variation", "earlier"]
 
 GTC_CYCLE = timedelta(days=30)
 
@@ -87,6 +91,27 @@ class Order:
     cancel_status: str = "NotApplicable"
     paid: datetime | None = None
     shipped: datetime | None = None
+    # as it was before its latest change, for a page that shows it stale
+    previous: Order | None = field(default=None, repr=False, compare=False)
+
+    def keep_previous(self) -> None:
+        self.previous = replace(self, previous=None)
+
+    def row(self) -> dict[str, Any]:
+        """The order as ``GET /_sandbox/orders`` lists it. The status covers every line:
+        Completed shipped all of it, Cancelled cancelled all of it; no returns here."""
+        shipped, cancelled = self.status == "Completed", self.status == "Cancelled"
+        lines = [{"sku": x.variation_sku or x.item_sku, "quantity": x.quantity,
+                  "shipped": x.quantity if shipped else 0,
+                  "cancelled": x.quantity if cancelled else 0, "restocked": 0}
+                 for x in self.lines]
+        return {"order_id": self.order_id, "status": self.status, "lines": lines,
+                "shipments": [], "buyer": None}
+
+
+def earlier(order: Order) -> Order | None:
+    """The order before its latest change (None: never changed since it was placed)."""
+    return order.previous
 
 
 class Store:
@@ -204,6 +229,7 @@ class Store:
                     continue
                 target = (listing.variations or {}).get(line.variation_sku or "") or listing
                 target.sold -= line.quantity
+            order.keep_previous()
             order.status, order.cancel_status, order.modified = (
                 "Cancelled", "CancelComplete", now)
         return {"status": order.status, "cancel_status": order.cancel_status}
@@ -213,5 +239,6 @@ class Store:
         if order.status == "Cancelled":
             raise Conflict(f"order {order_id} is cancelled; it cannot ship")
         if order.shipped is None:
+            order.keep_previous()
             order.shipped, order.status, order.modified = now, "Completed", now
         return {"status": order.status}

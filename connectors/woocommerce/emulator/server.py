@@ -13,6 +13,9 @@ Behaviour copied from WooCommerce (see docs/channels.md, WooCommerce section):
   believes it is on HTTPS); so are `consumer_key`/`consumer_secret` query parameters when the
   request carries `X-Forwarded-Proto: https`.
 Deliberately stricter than WooCommerce: a negative `stock_quantity` is refused (rest_invalid_param).
+Injected page faults (duplicates, shuffles, stale versions) hit pages of orders only, and leave
+X-WP-Total and the Link header true; a lost answer is only ever that of a product, variation
+or order write. `GET /_sandbox/orders` lists every order as the store holds it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlencode
 
 from channelsync.sandbox.emulator import (
@@ -37,6 +40,7 @@ from channelsync.sandbox.emulator import (
     SandboxError,
     route,
 )
+from connectors.woocommerce.emulator.orders import LineItem, Order, earlier
 
 __all__ = ["WooCommerceEmulator"]
 
@@ -94,31 +98,13 @@ class Product:
     variations: list[int] = field(default_factory=list)
 
 
-@dataclass
-class LineItem:
-    id: int
-    product_id: int
-    variation_id: int
-    sku: str
-    quantity: int
-    name: str
-
-
-@dataclass
-class Order:
-    id: int
-    status: str
-    created: datetime
-    modified: datetime
-    line_items: list[LineItem]
-    stock_reduced: bool = False  # WooCommerce's _order_stock_reduced flag
-    completed: datetime | None = None
-
-
 class WooCommerceEmulator(Emulator):
     """WooCommerce REST API v3 under /wp-json/wc/v3/ plus the shared /_sandbox/ control API."""
 
     channel_type = "woocommerce"
+    write_operations: ClassVar[frozenset[str]] = frozenset({
+        "update_product", "batch_products", "update_variation", "batch_variations",
+        "update_order"})
 
     def __init__(self, *, consumer_key: str | None = None, consumer_secret: str | None = None,
                  seed: int | None = None, clock: Callable[[], datetime] | None = None) -> None:
@@ -178,6 +164,7 @@ class WooCommerceEmulator(Emulator):
     def _set_status(self, order: Order, status: str) -> None:
         if status == order.status:
             return
+        order.keep_previous()
         order.status, order.modified = status, self._tick()
         if status == "completed":
             order.completed = order.modified
@@ -252,6 +239,7 @@ class WooCommerceEmulator(Emulator):
         order = Order(self._post_id(), "pending", now, now, items)
         self._orders[order.id] = order
         self._set_status(order, "processing")  # the payment went through
+        order.previous = None  # placing it is one change: no page shows it pending
         return str(order.id)
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:
@@ -265,6 +253,9 @@ class WooCommerceEmulator(Emulator):
             raise Conflict(f"order {order_id} is {order.status}; it cannot ship")
         self._set_status(order, "completed")
         return {"status": order.status}
+
+    def order_rows(self) -> list[dict[str, Any]]:
+        return [order.row() for order in self._orders.values()]
 
     def _sandbox_order(self, order_id: str) -> Order:
         try:
@@ -548,7 +539,7 @@ class WooCommerceEmulator(Emulator):
         return self._page(request, found, self._order_json,
                           {"date": lambda o: o.created, "id": lambda o: o.id,
                            "modified": lambda o: o.modified, "include": lambda o: o.id,
-                           "title": lambda o: o.id, "slug": lambda o: o.id})
+                           "title": lambda o: o.id, "slug": lambda o: o.id}, previous=earlier)
 
     @route("GET", ORDER, "get_order")
     def get_order(self, request: Request) -> Response:
@@ -568,7 +559,10 @@ class WooCommerceEmulator(Emulator):
     # -- paging ------------------------------------------------------------------------------
 
     def _page(self, request: Request, items: list[Any], render: Callable[[Any], Any],
-              keys: dict[str, Callable[[Any], Any]]) -> Response:
+              keys: dict[str, Callable[[Any], Any]],
+              previous: Callable[[Any], Any] | None = None) -> Response:
+        """One page, with WordPress's headers; `previous` marks a page of orders, which the
+        fault plan may serve duplicated, shuffled or stale (the headers stay true)."""
         per_page = _int_arg(request, "per_page", 10, MAX_PER_PAGE)
         page = _int_arg(request, "page", 1, None)
         orderby, order = request.arg("orderby", "date") or "date", request.arg("order", "desc")
@@ -588,6 +582,8 @@ class WooCommerceEmulator(Emulator):
             headers["Link"] = ", ".join(f'<{url}{urlencode([*query, ("page", n)])}>; rel="{rel}"'
                                         for n, rel in links)
         chunk = items[(page - 1) * per_page:page * per_page]
+        if previous is not None:
+            chunk = self.page_faults(chunk, previous=previous)
         return 200, [render(item) for item in chunk], headers
 
 
