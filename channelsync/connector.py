@@ -60,6 +60,9 @@ class OrderPage:
     next_page: str | None = None
     resume_at: datetime | None = None
     bad_records: Sequence[BadRecord] = ()
+    # The channel's own clock when it answered (an HTTP Date header, eBay's Timestamp):
+    # the ledger corrects the channel's times by how far it is off ours.
+    channel_now: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -666,3 +666,22 @@ def test_duplicated_and_shuffled_order_pages_lose_and_double_nothing(engine: Eng
             check_invariants(engine)
         finally:
             app.close()
+
+
+def test_an_ebay_clock_ahead_of_ours_does_not_hide_its_newest_orders(
+    control: httpx.Client, clock: Clock, emulator: EbayEmulator
+) -> None:
+    """GetOrders asks up to "now - order_lag": on eBay's clock, as its answers show it. On
+    ours, an eBay 45 s ahead would keep every order of the last 45 s out of the window."""
+    ebay = connector_for(emulator.url, clock, order_lag=0)
+    control.post("/_sandbox/faults", json={"clock_skew": 45})
+    listing(control, "MUG", 5)
+    since = clock() - timedelta(minutes=5)
+    first = ebay.pull_orders(since, None)  # learns eBay's clock from the answer
+    assert first.channel_now == clock() + timedelta(seconds=45)
+    clock.advance(seconds=1)
+    placed = order(control, MUG=1)
+    clock.advance(seconds=1)
+    page = ebay.pull_orders(since, None)
+    assert {line.order_id for line in page.lines} == {placed}
+    ebay.close()

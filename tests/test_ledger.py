@@ -188,6 +188,36 @@ def test_an_oversell_by_shipped_units_names_the_orders_that_shipped_them(
     check_invariants(engine)
 
 
+def test_a_channel_clock_behind_ours_does_not_hide_shipments_after_a_count(
+    engine: Engine,
+) -> None:
+    """The ledger asks the channel's time whether a shipment came before the latest count.
+    A channel whose clock is 45 s behind dates a shipment made 25 s after the count 20 s
+    before it: corrected by the measured offset, the units come off the shelf."""
+    from datetime import timedelta
+
+    count(engine, now=100, MUG=10)
+    behind = timedelta(seconds=-45)
+    apply(engine, "shop", snap("1", qty=2, t=80, shipped=2, status="completed"), now=126)
+    assert stock_of(engine) == (10, 0)  # taken as "before the count": wrong without the offset
+    with engine.begin() as conn:
+        ledger.apply_page(conn, "slow", [snap("2", qty=3, t=80, shipped=3,
+                                               status="completed")],
+                          master_sku=lambda s: s, now=at(126), clock_offset=behind)
+    assert stock_of(engine) == (7, 0)
+    check_invariants(engine)
+
+
+def test_a_shipment_in_the_second_of_a_count_comes_off_the_shelf(engine: Engine) -> None:
+    """Channels report whole seconds: a shipment stamped a second before the count may be
+    after it. The ledger takes the units off (undersold, never oversold)."""
+    count(engine, now=100.6, MUG=10)
+    apply(engine, "shop", snap("1", qty=1, t=100, shipped=1, status="completed"), now=101)
+    apply(engine, "shop", snap("2", qty=1, t=95, shipped=1, status="completed"), now=101)
+    assert stock_of(engine) == (9, 0)  # the first came off; the second was counted already
+    check_invariants(engine)
+
+
 def test_ignored_lines_hold_nothing(engine: Engine) -> None:
     count(engine, MUG=5)
     apply(engine, "amazon", snap("1", qty=2, t=1, ignore=True))

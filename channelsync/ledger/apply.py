@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 
 MAX_COMPETING = 20  # orders named in one oversell conflict
+# A shipment is before a stock count only when the channel's time says so by more than
+# this: channels report whole seconds and their clock is known to a second. Within it the
+# units come off (the safe way: an undersold unit, never an oversold one).
+COUNT_TOLERANCE = timedelta(seconds=2)
 # IN lists bound at execution: building one bind parameter per value cost more than
 # the queries on a page of orders.
 _LIST: sa.BindParameter[Any] = sa.bindparam("values", expanding=True)
@@ -151,8 +155,11 @@ def apply_page(
     now: datetime,
     resume_at: datetime | None = None,
     bad_records: Sequence[BadRecord] = (),
+    clock_offset: timedelta = timedelta(0),
 ) -> ApplyResult:
-    """Apply one page inside the caller's transaction, and move the cursor with it."""
+    """Apply one page inside the caller's transaction, and move the cursor with it.
+    ``clock_offset``: how far the channel's clock is ahead of ours (its times, less this,
+    are compared with the ledger's own, such as a stock count's)."""
     result = ApplyResult()
     work = _Work(now)
     conflicts = [_bad_record(channel, bad) for bad in bad_records]
@@ -171,7 +178,7 @@ def apply_page(
         for snap in good:
             row = rows[(snap.order_id, snap.line_id)]
             _apply_line(work, result, catalog, channel, snap, row, master_sku(snap.channel_sku),
-                        reserved.get(row["id"], {}))
+                        reserved.get(row["id"], {}), snap.changed_at - clock_offset)
         _write(conn, work)
     result.touched = {sku for sku, d in work.sku_delta.items() if d != [0, 0]}
     conflicts += _unknown_sku_conflicts(channel, work)
@@ -250,6 +257,7 @@ def _apply_line(
     row: dict[str, Any],
     sku: str,
     held: dict[str, int],
+    changed_here: datetime,  # the change's time on our clock
 ) -> None:
     if row["changed_at"] is not None and snap.changed_at < row["changed_at"]:
         result.stale += 1
@@ -279,7 +287,7 @@ def _apply_line(
         for comp, per in comps.items():
             counted = catalog.counted_at.get(comp)
             # A shipment before the latest stock count was already off the shelf when counted.
-            if ship_delta and (counted is None or snap.changed_at >= counted):
+            if ship_delta and (counted is None or changed_here >= counted - COUNT_TOLERANCE):
                 work.move(comp, "commit", -ship_delta * per, 0, f"{key}:commit:{comp}", key)
             if back_delta:
                 work.move(comp, "restock", back_delta * per, 0, f"{key}:restock:{comp}", key)

@@ -53,6 +53,7 @@ STALE_ROUNDS = 3
 # a push batch stays in the outbox. Reading every listing cannot be split: it waits.
 DEFERRABLE = frozenset({"pull_orders", "push_quantities", "push_outcomes"})
 PUSH_LOG_DAYS = 30  # how long each write stays in the push log (explain shows it)
+CLOCK_WARNING = timedelta(seconds=30)  # a channel clock this far off is worth a log line
 
 
 @dataclass
@@ -106,6 +107,7 @@ class SyncEngine:
         self._sleep = sleep
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self._buckets: dict[str, TokenBucket] = {}
+        self._offsets: dict[str, timedelta] = {}  # channel clock - ours
         self._lock = threading.Lock()
         self.on_event: Callable[[str], None] = lambda _message: None  # progress for people
         # Set on shutdown: work stops at the next page or batch boundary, where everything
@@ -332,6 +334,18 @@ class SyncEngine:
                          seconds=(self.clock() - resume.started).total_seconds())
         return report.apply.touched
 
+    def _clock_offset(self, channel: ChannelConfig, page: OrderPage) -> timedelta:
+        """How far the channel's clock is ahead of ours, as its latest answer showed (the
+        last known offset when a page does not say)."""
+        if page.channel_now is not None:
+            offset = page.channel_now - self.clock()
+            known = self._offsets.get(channel.name)
+            if abs(offset) > CLOCK_WARNING and (known is None or abs(known) <= CLOCK_WARNING):
+                log.warning("%s: the channel's clock is %+.0f s off ours; its times are "
+                            "corrected by that", channel.name, offset.total_seconds())
+            self._offsets[channel.name] = offset
+        return self._offsets.get(channel.name, timedelta(0))
+
     def _fresh_pull(self, channel: ChannelConfig, cursor: datetime | None) -> deferrals.Resume:
         started = self.clock()
         lookback = channel.lookback_days if channel.lookback_days is not None \
@@ -348,10 +362,12 @@ class SyncEngine:
             result: OrderPage = self.call(channel, functools.partial(
                 connector.pull_orders, resume.since, resume.page), "pull_orders")
             resume = resume.then(result.next_page)
+            offset = self._clock_offset(channel, result)
             with self.db.begin() as conn:
                 applied = ledger.apply_page(
                     conn, channel.name, result.lines, master_sku=channel.master_sku,
                     now=self.clock(), resume_at=result.resume_at, bad_records=result.bad_records,
+                    clock_offset=offset,
                 )
                 deferrals.save_resume_point(conn, channel.name, resume)
             report.pulled += len(result.lines)

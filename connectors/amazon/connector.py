@@ -35,6 +35,7 @@ from channelsync.errors import (
     PermanentChannelError,
     RetriableChannelError,
 )
+from connectors._time import http_date
 from connectors.amazon._auth import LWA_TOKEN_URL, TOKEN_PATH, TokenStore, token_client_class
 from connectors.amazon._client import (
     PRODUCTION_ENDPOINTS,
@@ -190,10 +191,12 @@ class AmazonConnector:
         position = position.then(orders, newest)
         token = response.next_token
         if isinstance(token, str) and token:
-            return OrderPage(lines, replace(position, token=token).encode(), None, bad)
+            return OrderPage(lines, replace(position, token=token).encode(), None, bad,
+                             channel_now=http_date(response.headers))
         if position.moved:
             self._log.info("an order changed while its pages were read: the cursor stays")
-        return OrderPage(lines, None, position.resume_at(), bad)
+        return OrderPage(lines, None, position.resume_at(), bad,
+                         channel_now=http_date(response.headers))
 
     # -- listings -------------------------------------------------------------------------
 

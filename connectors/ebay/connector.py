@@ -162,6 +162,9 @@ class EbayConnector:
         self._clock = clock
         self._settle = timedelta(seconds=settings.order_lag) if settle is None else settle
         self.capabilities = replace(type(self).capabilities, order_lag=self._settle)
+        # How far eBay's clock is ahead of ours (from its answers' Timestamp): an orders
+        # window ending at our "now" would miss eBay's newest orders when it runs ahead.
+        self._offset = timedelta(0)
         self._log = logging.getLogger(f"{__name__}.{name}")
         self._refs: dict[str, str] = {}  # channel SKU -> ref, filled by lookups
         self._out_of_stock_control: bool | None = None
@@ -195,14 +198,18 @@ class EbayConnector:
         self._log.debug("orders %s..%s page %d: %d lines, %d bad", _ebay_time(at.start),
                         _ebay_time(window_end), at.number, len(lines), len(bad))
         at = at.then(orders, _text(child(reply.body, "PaginationResult", "TotalNumberOfEntries")))
+        now = parse_utc(reply.body.get("Timestamp"))  # eBay's clock when it answered
+        if now is not None:
+            self._offset = now - _aware(self._clock())
         if reply.body.get("HasMoreOrders") == "true":
-            return OrderPage(lines, at.next_page().encode(), None, bad)
+            return OrderPage(lines, at.next_page().encode(), None, bad, channel_now=now)
         if window_end < at.end:
-            return OrderPage(lines, at.next_window(window_end).encode(), None, bad)
+            return OrderPage(lines, at.next_window(window_end).encode(), None, bad,
+                             channel_now=now)
         if at.moved:
             self._log.info("orders changed while paging: the cursor stays at %s",
                            at.origin.isoformat())
-        return OrderPage(lines, None, at.origin if at.moved else at.end, bad)
+        return OrderPage(lines, None, at.origin if at.moved else at.end, bad, channel_now=now)
 
     def _order_position(self, since: datetime, page: str | None) -> Position:
         if page is not None:
@@ -210,7 +217,7 @@ class EbayConnector:
             if position is None:
                 raise PermanentChannelError(f"invalid page token {page!r}", channel=self.name)
             return position
-        now = _aware(self._clock())
+        now = _aware(self._clock()) + self._offset  # eBay's clock: the window is in its time
         start, oldest = _aware(since), now - MAX_AGE
         if start < oldest:
             self._log.warning("orders since %s asked; eBay keeps 90 days: reading from %s",

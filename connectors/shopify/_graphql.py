@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeGuard
 
 import httpx
@@ -31,6 +32,7 @@ from channelsync.errors import (
 )
 from channelsync.sync.ratelimit import deferral
 from connectors._http import JsonApi, redact
+from connectors._time import http_date
 from connectors.shopify._orders import ShapeError, next_cursor, nodes
 from connectors.shopify._queries import Query
 
@@ -106,6 +108,7 @@ class GraphQLClient:
         self.channel = channel
         self._token = token
         self._sleep, self._clock = sleep, clock
+        self.server_time: datetime | None = None  # Shopify's clock at its last answer
         self._api = JsonApi(channel, api_url, auth=_TokenAuth(token), timeout=timeout,
                             transport=transport, secrets=[token.get_secret_value()])
         self._status: ThrottleStatus | None = None
@@ -125,6 +128,7 @@ class GraphQLClient:
         body = {"query": query.text, "variables": dict(variables), "operationName": query.name}
         try:
             response = self._api.request("POST", GRAPHQL_PATH, json=body)
+            self.server_time = http_date(response.headers)
         except PermanentChannelError as exc:
             if exc.status == 404:  # Shopify's answer to an API version it does not serve
                 raise PermanentChannelError(

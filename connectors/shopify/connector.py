@@ -167,7 +167,7 @@ class ShopifyConnector:
         # one on this page (one changing meanwhile moves to the end), so the cursor may move
         # there: the engine pulls from the cursor minus the overlap.
         resume_at = max([*stamps, since]) if stamps else None
-        return OrderPage(lines, following, resume_at, bad)
+        return OrderPage(lines, following, resume_at, bad, channel_now=self._gql.server_time)
 
     def _order(self, raw: dict[str, Any]) -> OrderLines | None:
         """The order's lines (reading its extra pages first); None if it changed meanwhile."""

@@ -29,7 +29,7 @@ from channelsync.connector import (
 )
 from channelsync.errors import ConfigError, PermanentChannelError
 from connectors._http import JsonApi, JsonResponse, redact
-from connectors._time import format_utc
+from connectors._time import format_utc, http_date
 from connectors._time import parse_utc as _parse_time
 from connectors.woocommerce.auth import OAuth1QueryAuth, SignatureMethod
 
@@ -147,7 +147,8 @@ class WooCommerceConnector:
         self._log.debug("orders after %s (%d excluded): %d lines, %d bad", after, len(seen),
                         len(lines), len(bad))
         following = _next_order_page(response, after, seen, changed)
-        return OrderPage(lines, following, max(changed.values(), default=None), bad)
+        return OrderPage(lines, following, max(changed.values(), default=None), bad,
+                         channel_now=http_date(response.headers))
 
     # -- listings -------------------------------------------------------------------------
 
