@@ -148,11 +148,30 @@ def test_a_resolved_conflict_sends_one_resolved_notice(engine: Engine, receiver:
 def test_a_conflict_resolved_before_it_was_alerted_sends_nothing(
     engine: Engine, receiver: Receiver
 ) -> None:
-    oversell(engine)
     with engine.begin() as conn:
-        resolve_conflicts(conn, "oversell", ["MUG"], T0)
+        open_conflicts(conn, [ConflictRecord(kind="drift", subject="shop:MUG", channel="shop",
+                                             message="shows 4, 3 pushed")], T0)
+        resolve_conflicts(conn, "drift", ["shop:MUG"], T0)
     assert dispatcher(engine, [receiver.url()]).run_once() == AlertRun()
     assert receiver.posts == []
+
+
+def test_an_oversell_that_cleared_before_the_first_alert_run_is_still_told_once(
+    engine: Engine, receiver: Receiver
+) -> None:
+    """Two buyers paid for one unit: that the ledger balanced a second later (a delivery, a
+    cancellation) does not undo it. One alert says so; no resolved notice follows."""
+    oversell(engine)
+    with engine.begin() as conn:
+        resolve_conflicts(conn, "oversell", ["MUG"], T0 + timedelta(seconds=1))
+    clock = Clock()
+    alerts = dispatcher(engine, [receiver.url()], clock=clock)
+    assert alerts.run_once() == AlertRun(sent=1)
+    clock.tick(HOUR * 3)
+    assert alerts.run_once() == AlertRun()
+    (post,) = receiver.posts
+    assert post["title"] == "channelsync: oversell MUG"
+    assert "- shop order 1001" in post["message"] and "until" in post["message"]
 
 
 def test_each_kind_says_what_happened(engine: Engine, receiver: Receiver) -> None:

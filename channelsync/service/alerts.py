@@ -249,6 +249,9 @@ class AlertDispatcher:
                 continue  # another replica has it
             if _deliver(sender, *message(row)):
                 sent += 1
+                if column == "notified_at" and row["resolved_at"] is not None:
+                    # An oversell alerted after it cleared says so: no notice follows.
+                    self._claim(row["id"], "resolved_notified_at", None, now)
             else:
                 failed += 1
                 self._claim(row["id"], column, now, old)
@@ -271,10 +274,13 @@ class AlertDispatcher:
 
 
 def _due(config: Config, now: datetime) -> sa.Select[Any]:
-    """Open, unacknowledged conflicts never alerted or last alerted a repeat interval ago."""
+    """Open, unacknowledged conflicts never alerted or last alerted a repeat interval ago;
+    and every oversell never alerted, even one that cleared before the first alert run
+    (two buyers paid for one unit: the seller must hear of it, once)."""
     c, cutoff = conflict_t.c, now - timedelta(seconds=config.alerts.repeat_interval)
+    never_told_oversell = sa.and_(c.kind == "oversell", c.notified_at.is_(None))
     return (sa.select(conflict_t)
-            .where(c.resolved_at.is_(None), c.acked_at.is_(None),
+            .where(sa.or_(c.resolved_at.is_(None), never_told_oversell), c.acked_at.is_(None),
                    sa.or_(c.notified_at.is_(None), c.notified_at <= cutoff))
             .order_by(c.notified_at.asc().nulls_first(), c.id).limit(MAX_ALERTS_PER_RUN))
 
@@ -322,7 +328,11 @@ def alert_message(row: Mapping[str, Any]) -> tuple[str, str]:
     describe = _DESCRIBE.get(kind)
     text = describe(row, _detail(row)) if describe else row["message"]
     footer = f"Conflict {row['id']}, open since {_when(row['opened_at'])}"
-    if row["notified_at"] is not None:
+    if row["resolved_at"] is not None:
+        footer = (f"Conflict {row['id']}, open from {_when(row['opened_at'])} until "
+                  f"{_when(row['resolved_at'])}, when the ledger no longer held more than it "
+                  "had; the orders above still compete for the same units")
+    elif row["notified_at"] is not None:
         footer = f"Reminder: still open (last alerted {_when(row['notified_at'])}). {footer}"
     return _title(row), f"{text}\n\n{footer}. See 'channelsync conflicts'."
 
