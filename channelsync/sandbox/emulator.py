@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -77,6 +79,7 @@ class Request:
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)  # named groups of the route's regex
     query_string: str = ""  # raw, as sent (for signature checks)
+    operation: str = ""  # the channel API operation it was (set once routed)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """The first value of a query parameter."""
@@ -121,6 +124,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: Emulator
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (a timeout, a killed process) is a client's
+        everyday; anything else is logged with its traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            logger.debug("client %s went away: %s", client_address, error)
+            return
+        logger.exception("emulator connection from %s failed", client_address)
+
 
 class Emulator:
     """Base class of every channel emulator.
@@ -157,6 +169,9 @@ class Emulator:
         self._counters: Counter[str] = Counter()  # throttled, errors, items_updated
         self._server: _Server | None = None
         self._host = "127.0.0.1"
+        # Told of every channel API request once its answer went out (a simulation kills
+        # channelsync at chosen moments from here): (request, status) -> None.
+        self.observers: list[Callable[[Request, int], None]] = []
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -234,6 +249,7 @@ class Emulator:
 
     def _channel(self, request: Request) -> Response:
         matched = self._match(request)
+        request.operation = matched.operation if matched else ""
         with self.lock:
             self._requests[matched.operation if matched else "<unmatched>"] += 1
             faults, draw, kind = self._faults, self.rng.random(), self.rng.random()
@@ -280,6 +296,14 @@ class Emulator:
         """A page of orders as the configured faults serve it (duplicates, stale versions,
         a shuffle). Call it where a channel has cut one page of orders."""
         return page_faults(self.fault_rng, self._faults, items, previous)
+
+    def answered(self, request: Request, status: int) -> None:
+        """Tell the observers; one that fails is logged and never breaks the server."""
+        for observer in list(self.observers):
+            try:
+                observer(request, status)
+            except Exception:
+                logger.exception("an emulator observer failed")
 
     def count_items_updated(self, n: int = 1) -> None:
         with self.lock:
@@ -458,9 +482,21 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"error": "bad Content-Length"}, {})
         request = Request(self.command, split.path, parse_qs(split.query, keep_blank_values=True),
                           self.headers, body, query_string=split.query)
-        self._send(*self.server.emulator.handle(request))
+        emulator = self.server.emulator
+        status, answer, headers = emulator.handle(request)
+        self._send(status, answer, headers)
+        if request.operation:
+            emulator.answered(request, status)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header: the channel's own clock (a server whose clock is off says so)."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = self.server.emulator.clock()
+        return format_datetime((now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(UTC),
+                               usegmt=True)
 
     def _send(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
         if isinstance(body, Drop):  # nothing is sent: the client sees the connection close

@@ -89,9 +89,9 @@ class Propagation:
     def after_cycle(self) -> None:
         """Settle which sales reached which channels in the cycle that just ran."""
         with self.db.connect() as conn:
-            waiting = set(conn.execute(
+            waiting = {(str(c), str(s)) for c, s in conn.execute(
                 sa.select(listing_t.c.channel, listing_t.c.sku)
-                .join(outbox_t, outbox_t.c.listing_id == listing_t.c.id)).tuples())
+                .join(outbox_t, outbox_t.c.listing_id == listing_t.c.id))}
         for r in self.reach.values():
             if r.applied_at is None:
                 continue
