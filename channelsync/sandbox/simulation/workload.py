@@ -22,6 +22,7 @@ from channelsync.sandbox.simulation.world import CATALOG, CHANNELS, World
 # What each channel's sandbox API can do beyond buy, cancel and ship.
 PARTIAL_SHIP = {"amazon", "shopify"}
 REFUNDS = {"shopify"}
+EDITS = {"shopify"}  # an order's quantity lowered after it was placed
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Buyer(threading.Thread):
             self._partial(self.open[0])
         elif self.open and roll < 0.30 and self.channel in REFUNDS:
             self._refund(self.open.pop(self.rng.randrange(len(self.open))))
+        elif self.open and roll < 0.33 and self.channel in EDITS:
+            self._edit(self.open[-1])
         else:
             self._buy()
 
@@ -117,6 +120,14 @@ class Buyer(threading.Thread):
         else:
             self.http.post(f"/_sandbox/orders/{sale.order_id}/ship",
                            json={"lines": [{"sku": sku, "quantity": 1}]})
+        self.journal.did()
+
+    def _edit(self, sale: Sale) -> None:
+        sku, qty = sale.lines[0]
+        if qty < 2:
+            return
+        self.http.post(f"/_sandbox/orders/{sale.order_id}/edit",
+                       json={"sku": sku, "quantity": qty - 1})
         self.journal.did()
 
     def _refund(self, sale: Sale) -> None:
