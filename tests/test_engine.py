@@ -738,3 +738,31 @@ def test_a_write_whose_answer_died_with_channelsync_is_found_applied_after_a_res
     assert open_conflicts(engine) == []
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox_t)).scalar() == 0
+
+
+def test_a_cancellation_a_read_back_pulls_itself_explains_what_the_channel_put_back(
+    engine: Engine, clock: Clock
+) -> None:
+    """Found by the simulation: the channel shows one more after a cancellation; the
+    read-back's own pull finds the cancellation, but the stock is oversold, so the target
+    stays 0 and the second read still shows 1. Corrected, and no drift alert."""
+    sync, config = make(engine, clock)
+    a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
+    a.quantities["MUG"] = b.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=3)
+    sync.sync()
+    mine = a.sell(("MUG", 1))
+    b.sell(("MUG", 2))
+    clock.tick()
+    sync.sync()
+    assert a.quantities["MUG"] == 0
+    set_stock(engine, config, clock, MUG=2)  # one broke: oversold by one
+    clock.tick()
+    a.set_status(mine, "cancelled")  # a puts its unit back on sale at once
+    assert a.quantities["MUG"] == 1
+    clock.tick()
+    sync.sync(["a"])
+    assert a.quantities["MUG"] == 0  # corrected: nothing to sell
+    clock.tick(31)  # past the lag: judged
+    assert sync.sync(["a"])[0].drift == 0
+    assert open_conflicts(engine, "drift") == []

@@ -109,6 +109,7 @@ class Listing(SQLModel, table=True):
     drift_excess: int | None = None
     drift_observed: int | None = None
     drift_expected: int | None = None
+    drift_since: datetime | None = _ts()  # cancellations seen since then explain the excess
 
 
 class OrderLine(SQLModel, table=True):

@@ -108,13 +108,16 @@ def _unconfirmed_writes(conn: Connection, channel: str) -> dict[int, int]:
 
 
 def suspect(conn: Connection, channel: str, higher: Sequence[Drift], now: datetime) -> None:
-    """Listings showing more than pushed: remember the excess, to judge after the lag."""
+    """Listings showing more than pushed: remember the excess, to judge after the lag, and
+    since when a cancellation explains it (our last write to the listing: what the channel
+    put back since then is what it shows more)."""
     for d in higher:
         conn.execute(listing_t.update().where(
             listing_t.c.channel == channel, listing_t.c.channel_sku == d.channel_sku,
             listing_t.c.drift_seen_at.is_(None),
         ).values(drift_seen_at=now, drift_excess=d.observed - d.expected,
-                 drift_observed=d.observed, drift_expected=d.expected))
+                 drift_observed=d.observed, drift_expected=d.expected,
+                 drift_since=sa.func.coalesce(listing_t.c.last_pushed_at, now)))
 
 
 def judge(conn: Connection, channel: str, now: datetime, lag: timedelta) -> list[Drift]:
@@ -123,6 +126,7 @@ def judge(conn: Connection, channel: str, now: datetime, lag: timedelta) -> list
     rows = [dict(r) for r in conn.execute(sa.select(
         listing_t.c.id, listing_t.c.channel_sku, listing_t.c.sku, listing_t.c.drift_seen_at,
         listing_t.c.drift_excess, listing_t.c.drift_observed, listing_t.c.drift_expected,
+        listing_t.c.drift_since,
     ).where(listing_t.c.channel == channel, listing_t.c.drift_seen_at.is_not(None),
             listing_t.c.drift_seen_at <= now - lag)).mappings()]
     drift = []
@@ -130,7 +134,7 @@ def judge(conn: Connection, channel: str, now: datetime, lag: timedelta) -> list
         cancelled = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(line_t.c.cancelled), 0))
                                  .where(line_t.c.channel == channel,
                                         line_t.c.channel_sku == row["channel_sku"],
-                                        line_t.c.cancel_seen_at >= row["drift_seen_at"])).scalar()
+                                        line_t.c.cancel_seen_at >= row["drift_since"])).scalar()
         if int(cancelled or 0) < row["drift_excess"]:
             drift.append(Drift(row["channel_sku"], row["sku"], row["drift_observed"],
                                row["drift_expected"]))
@@ -139,7 +143,8 @@ def judge(conn: Connection, channel: str, now: datetime, lag: timedelta) -> list
                      channel, row["channel_sku"], row["drift_excess"])
     for chunk in chunks([r["id"] for r in rows]):
         conn.execute(listing_t.update().where(listing_t.c.id.in_(chunk)).values(
-            drift_seen_at=None, drift_excess=None, drift_observed=None, drift_expected=None))
+            drift_seen_at=None, drift_excess=None, drift_observed=None, drift_expected=None,
+            drift_since=None))
     return drift
 
 

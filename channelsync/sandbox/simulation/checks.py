@@ -159,12 +159,18 @@ def check_oversells(figures: Figures, db: Engine, truth: dict[str, tuple[int, in
 def _latency(conflict: dict[str, Any], journal: Journal,
              seen: dict[tuple[str, str], datetime | None]) -> list[float]:
     """From the latest competing sale before the conflict opened (an open conflict names
-    later orders too) to the conflict."""
+    later orders too) to the conflict; none when a write-off came after that sale (the
+    ledger raised it at the write-off: no sale to measure from)."""
     opened = datetime.fromisoformat(conflict["opened_at"]).timestamp()
     times = [s.at for s in journal.sales for o in conflict["detail"].get("orders", [])
              if (s.channel, s.order_id) == (o.get("channel"), str(o.get("order_id")))
              and s.at <= opened]
-    return [opened - max(times)] if times else []
+    if not times:
+        return []
+    last = max(times)
+    if any(sku == conflict["subject"] and last < at <= opened for sku, at in journal.write_offs):
+        return []
+    return [opened - last]
 
 
 def check_pushes(figures: Figures, db: Engine, journal: Journal) -> None:

@@ -38,6 +38,7 @@ class Journal:
     sales: list[Sale] = field(default_factory=list)
     edits: list[tuple[str, str, float]] = field(default_factory=list)  # channel, sku, at
     adjustments: dict[str, int] = field(default_factory=dict)  # sku -> units added
+    write_offs: list[tuple[str, float]] = field(default_factory=list)  # sku, at
     refused: int = 0  # buyers a channel turned away (it showed fewer)
     actions: int = 0
     errors: list[str] = field(default_factory=list)
@@ -176,3 +177,5 @@ class Seller(threading.Thread):
         with self.journal.lock:
             self.journal.adjustments[sku] = self.journal.adjustments.get(sku, 0) + delta
             self.journal.actions += 1
+            if delta < 0:
+                self.journal.write_offs.append((sku, time.time()))

@@ -43,6 +43,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('drift_excess', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('drift_observed', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('drift_expected', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('drift_since', channelsync.ledger.schema.UTCDateTime(), nullable=True))
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sent', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('pending', sa.Text(), nullable=False, server_default=''))
@@ -68,6 +69,7 @@ def downgrade() -> None:
         batch_op.drop_column('pending')
         batch_op.drop_column('sent')
     with op.batch_alter_table('listing', schema=None) as batch_op:
+        batch_op.drop_column('drift_since')
         batch_op.drop_column('drift_expected')
         batch_op.drop_column('drift_observed')
         batch_op.drop_column('drift_excess')
