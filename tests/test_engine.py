@@ -443,6 +443,62 @@ def test_a_listing_showing_less_is_drift_only_once_the_lag_has_passed(
     assert len(open_conflicts(engine, "drift")) == 1
 
 
+def test_a_listing_showing_less_for_the_lag_is_drift_though_read_more_often(
+    engine: Engine, clock: Clock
+) -> None:
+    """What counts is how long the channel has shown it, not the time since the last read."""
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync(["a"])
+    a.quantities["MUG"] = 3
+    drift = []
+    for _ in range(5):  # reads 10 s apart; the lag is 30 s
+        clock.tick(10)
+        drift.append(sync.sync(["a"])[0].drift)
+    assert drift == [0, 0, 0, 1, 0]
+    assert a.quantities["MUG"] == 4
+
+
+def test_a_sale_there_and_a_restock_in_one_cycle_leave_no_listing_a_unit_short(
+    engine: Engine, clock: Clock
+) -> None:
+    """The target stays what was pushed, so the plan alone pushes nothing; the read-back
+    finds the channel a unit short, explained by the sale it pulled: corrected, no alert."""
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync(["a"])
+    clock.tick()
+    a.sell(("MUG", 1))  # the channel shows 3
+    set_stock(engine, config, clock, MUG=5)  # and the seller counts one more on the shelf
+    clock.tick()
+    report = sync.sync(["a"])[0]
+    assert report.drift == 0 and a.quantities["MUG"] == 4
+    assert open_conflicts(engine) == []
+    check_invariants(engine)
+
+
+def test_a_shortfall_beyond_the_sales_pulled_since_the_write_is_not_corrected_early(
+    engine: Engine, clock: Clock
+) -> None:
+    """A sale pulled before our last write was already in it: it explains nothing."""
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=5)
+    sync.sync(["a"])
+    a.sell(("MUG", 1))
+    clock.tick()
+    sync.sync(["a"])  # pulled, 4 pushed
+    a.quantities["MUG"] = 3  # maybe a sale the channel does not report yet
+    clock.tick()
+    assert sync.sync(["a"])[0].drift == 0
+    assert a.quantities["MUG"] == 3  # not put back on sale
+
+
 def test_a_long_wait_inside_a_connector_ends_when_stopping(
     engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

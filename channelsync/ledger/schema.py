@@ -94,8 +94,10 @@ class Listing(SQLModel, table=True):
     managed: bool = True  # False: the channel owns the stock (FBA); never pushed
     channel_quantity: int | None = None  # as last read from the channel
     read_at: datetime | None = _ts()
+    shown_since: datetime | None = _ts()  # the first read showing channel_quantity
     last_pushed: int | None = None
     last_pushed_at: datetime | None = _ts()
+    write_sent_at: datetime | None = _ts()  # when our last write to it went out
     push_failures: int = 0
     # What the channel is believed to show as of believed_at (set on a push, a read, and a
     # refused compare-and-set); what a compare-and-set write expects, less later sales.

@@ -440,9 +440,10 @@ class SyncEngine:
 
         A listing that does not show what was pushed may only have sold or been cancelled
         since the pull, so the channel is pulled and pushed once more and read again. What
-        still shows less may hold a sale the channel does not report yet (eBay and Amazon
-        lag): correcting it would put the sold unit back on sale, so it is drift only once
-        two reads at least the channel's lag (its overlap) apart showed the same. What shows
+        still shows less by the units sold there since our last write (pulled, so in the
+        target) is corrected. Less than that may hold a sale the channel does not report yet
+        (eBay and Amazon lag): correcting it would put the sold unit back on sale, so it is
+        drift only once the channel has shown the same for its lag (its overlap). What shows
         more is corrected at once, and is drift only if, once the lag has passed, no
         cancellation pulled since explains it (``readback``).
         """
@@ -468,16 +469,18 @@ class SyncEngine:
         caps = self.connector(channel).capabilities
         lag = max(caps.overlap, caps.order_lag)  # long enough for a late-reported sale
         higher = [d for d in found.mismatched if d.observed > d.expected]
-        lower = [d for d in found.mismatched if d.observed < d.expected
-                 and d.steady_since is not None and now - d.steady_since >= lag]
         with self.db.begin() as conn:
-            readback.accept_observed(conn, channel.name, higher + lower)  # corrected below
+            sold = readback.explained(conn, channel.name, [
+                d for d in found.mismatched if d.observed < d.expected])
+            lower = [d for d in found.mismatched if d.observed < d.expected and d not in sold
+                     and d.steady_since is not None and now - d.steady_since >= lag]
+            readback.accept_observed(conn, channel.name, higher + lower + sold)  # corrected below
             resolve_conflicts(conn, "drift", [f"{channel.name}:{s}" for s in found.in_line], now)
             readback.suspect(conn, channel.name, higher, now)
             drift = lower + readback.judge(conn, channel.name, now, lag)
             open_conflicts(conn, [readback.drift_conflict(channel.name, d) for d in drift], now)
         report.drift = len(drift)
-        touched = found.new_skus | {d.sku for d in higher + lower}
+        touched = found.new_skus | {d.sku for d in higher + lower + sold}
         if touched and self.plan_outbox([channel.name], touched):
             self.push(channel, report)
 

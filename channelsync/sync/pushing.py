@@ -381,11 +381,16 @@ def _succeeded(
 def _about_to_send(engine: PushContext, batch: Sequence[dict[str, Any]]) -> None:
     """Committed before the call: if channelsync dies before the answer is recorded, a
     read-back finding the listing at exactly this quantity knows the write landed, instead
-    of calling it drift."""
+    of calling it drift; and a read-back finding less knows which sales came after it."""
+    now = engine.clock()
     with engine.db.begin() as conn:
         conn.execute(outbox_t.update().where(outbox_t.c.id == sa.bindparam("b_id"))
                      .values(sent=sa.bindparam("b_sent")),
                      [{"b_id": r["id"], "b_sent": r["target"]} for r in batch])
+        # Sales pulled after this moment are not in what is sent (readback.explained).
+        for chunk in chunks([r["listing_id"] for r in batch]):
+            conn.execute(listing_t.update().where(listing_t.c.id.in_(chunk))
+                         .values(write_sent_at=now))
 
 
 def _deferred(conn: Connection, row: dict[str, Any], error: Deferred, now: datetime) -> None:

@@ -3,8 +3,10 @@
 A listing that shows something other than what was pushed is not drift by itself:
 - it may show a write of ours whose answer was lost (a timeout after the channel applied
   it): the outbox remembers what was sent, and a listing showing exactly that took it;
-- it may show less because it sold there and the sale is not pulled yet: the engine waits
-  until two reads at least the channel's lag apart agree before calling it drift;
+- it may show less because it sold there: if the ledger holds sales there since our last
+  write that account for the difference, it is no drift and the target is pushed; if not,
+  the sale may not be pulled yet and the engine waits until the channel has shown the same
+  for at least its lag before calling it drift;
 - it may show more because an order was cancelled there and the channel put the units back
   before it reports the cancellation (Amazon and eBay report orders minutes late). More is
   corrected at once, the safe direction, but it is only a *suspect*: once the lag has
@@ -38,7 +40,7 @@ class Drift:
     sku: str
     observed: int
     expected: int
-    steady_since: datetime | None = None  # the previous read showed the same, at this time
+    steady_since: datetime | None = None  # the channel has shown this since (reads)
 
 
 @dataclass
@@ -68,6 +70,8 @@ def record_listings(
                                   "channel_quantity": item.quantity, "read_at": now}
         if item.quantity is not None:
             values.update(believed=item.quantity, believed_at=now)
+        if old is None or old["channel_quantity"] != item.quantity:
+            values["shown_since"] = now
         if item.ref:
             values["ref"] = item.ref
         if old is None:
@@ -87,7 +91,8 @@ def record_listings(
         if old["last_pushed"] is None or item.quantity is None or not item.managed:
             continue
         if item.quantity != old["last_pushed"]:
-            steady = old["read_at"] if old["channel_quantity"] == item.quantity else None
+            steady = (old["shown_since"] or old["read_at"]) \
+                if old["channel_quantity"] == item.quantity else None
             found.mismatched.append(
                 Drift(item.channel_sku, sku, item.quantity, old["last_pushed"], steady))
         else:
@@ -118,6 +123,30 @@ def suspect(conn: Connection, channel: str, higher: Sequence[Drift], now: dateti
         ).values(drift_seen_at=now, drift_excess=d.observed - d.expected,
                  drift_observed=d.observed, drift_expected=d.expected,
                  drift_since=sa.func.coalesce(listing_t.c.last_pushed_at, now)))
+
+
+def explained(conn: Connection, channel: str, lower: Sequence[Drift]) -> list[Drift]:
+    """Listings showing less than pushed by no more than the units sold there in orders
+    pulled since our last write went out. The channel took those units off itself; the
+    ledger holds those sales, so the target already counts them, and pushing it is no
+    riskier than any push. Not drift: without this, a sale there and a restock elsewhere
+    in one cycle leave the target where it was, nothing is pushed, and the listing stays
+    a unit short for good."""
+    out = []
+    for d in lower:
+        since = conn.execute(sa.select(
+            sa.func.coalesce(listing_t.c.write_sent_at, listing_t.c.last_pushed_at)
+        ).where(listing_t.c.channel == channel, listing_t.c.channel_sku == d.channel_sku)
+        ).scalar()
+        if since is None:
+            continue
+        sold = conn.execute(sa.select(
+            sa.func.coalesce(sa.func.sum(line_t.c.ordered - line_t.c.cancelled), 0)
+        ).where(line_t.c.channel == channel, line_t.c.channel_sku == d.channel_sku,
+                line_t.c.first_seen_at > since)).scalar()
+        if d.expected - d.observed <= int(sold or 0):
+            out.append(d)
+    return out
 
 
 def judge(conn: Connection, channel: str, now: datetime, lag: timedelta) -> list[Drift]:

@@ -1,5 +1,6 @@
 """deferred calls and where a pull resumes; drift suspects; writes of unknown or later
-outcome; the push log
+outcome; the push log; since when a listing shows what it
+shows, and when our last write to it went out
 
 Revision ID: 0006
 Revises: 0005
@@ -44,6 +45,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('drift_observed', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('drift_expected', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('drift_since', channelsync.ledger.schema.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('shown_since', channelsync.ledger.schema.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('write_sent_at', channelsync.ledger.schema.UTCDateTime(), nullable=True))
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sent', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('pending', sa.Text(), nullable=False, server_default=''))
@@ -69,6 +72,8 @@ def downgrade() -> None:
         batch_op.drop_column('pending')
         batch_op.drop_column('sent')
     with op.batch_alter_table('listing', schema=None) as batch_op:
+        batch_op.drop_column('write_sent_at')
+        batch_op.drop_column('shown_since')
         batch_op.drop_column('drift_since')
         batch_op.drop_column('drift_expected')
         batch_op.drop_column('drift_observed')
