@@ -131,6 +131,8 @@ class FakeConnector:
         ch._maybe_fail()
         if ch.push_errors:
             raise ch.push_errors.pop(0)
+        if ch.before_write:
+            ch.before_write.pop(0)()
         ch.pushes.append(list(items))
         results = []
         for item in items:

@@ -499,6 +499,33 @@ def test_a_shortfall_beyond_the_sales_pulled_since_the_write_is_not_corrected_ea
     assert a.quantities["MUG"] == 3  # not put back on sale
 
 
+def test_a_plan_made_while_a_write_is_out_is_pushed_after_it_lands(
+    engine: Engine, clock: Clock
+) -> None:
+    """While 6 is on its way to a, a sale on b brings the target back to 5, what a was last
+    confirmed at: the plan must not settle a's row, or a keeps showing the 6 that lands."""
+    sync, config = make(engine, clock)
+    a, b = fakes.CHANNELS["a"], fakes.CHANNELS["b"]
+    a.quantities["MUG"], b.quantities["MUG"] = 0, 0
+    set_stock(engine, config, clock, MUG=5)
+    sync.sync(read_back=False)
+    set_stock(engine, config, clock, MUG=6)
+
+    def sale_on_b_meanwhile() -> None:
+        b.sell(("MUG", 1))
+        clock.tick()
+        sync.sync(["b"], read_back=False)
+
+    a.before_write.append(sale_on_b_meanwhile)
+    clock.tick()
+    sync.sync(["a"], read_back=False)
+    assert a.quantities["MUG"] == 6  # landed after the plan for 5
+    clock.tick()
+    sync.sync(["a"], read_back=False)
+    assert a.quantities["MUG"] == 5
+    check_invariants(engine)
+
+
 def test_a_long_wait_inside_a_connector_ends_when_stopping(
     engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

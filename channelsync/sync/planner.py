@@ -87,10 +87,23 @@ def select_listings(
 def write_outbox(conn: Connection, items: Iterable[PlanItem], now: datetime) -> int:
     """Coalesce differences into the outbox (one row per listing; the newest target wins)."""
     changed = [i for i in items if i.changes]
-    settled = [i.listing_id for i in items if not i.changes]
-    for chunk in chunks(settled):  # a write the channel is still processing stays
+    settled = {i.listing_id: i for i in items if not i.changes}
+    for chunk in chunks(list(settled)):
         conn.execute(outbox_t.delete().where(outbox_t.c.listing_id.in_(chunk),
-                                             outbox_t.c.pending == ""))
+                                             outbox_t.c.pending == "", outbox_t.c.sent.is_(None)))
+        # What stays is a write out right now, or one the channel is still processing. It
+        # may land after this plan, and then the listing shows what it carried: keep the
+        # row, for what is planned now (a new version, so its answer does not settle it).
+        in_flight = conn.execute(sa.select(outbox_t.c.listing_id).where(
+            outbox_t.c.listing_id.in_(chunk))).scalars().all()
+        for listing_id in in_flight:
+            item = settled[listing_id]
+            if item.target is None:
+                continue
+            conn.execute(outbox_t.update().where(
+                outbox_t.c.listing_id == listing_id, outbox_t.c.target != item.target,
+            ).values(target=item.target, previous=item.current,
+                     version=outbox_t.c.version + 1, planned_at=now))
     for item in changed:
         stmt = dialect_insert(conn, outbox_t).values(
             listing_id=item.listing_id, channel=item.channel, target=item.target,

@@ -84,6 +84,7 @@ def _due(
                   listing_t.c.channel_sku, listing_t.c.ref, listing_t.c.managed,
                   listing_t.c.last_pushed, listing_t.c.last_pushed_at,
                   listing_t.c.believed, listing_t.c.believed_at, outbox_t.c.planned_at,
+                  outbox_t.c.sent,
                   listing_t.c.revisions_day, listing_t.c.revisions)
         .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
         .where(outbox_t.c.channel == channel, outbox_t.c.next_attempt_at <= now,
@@ -94,7 +95,11 @@ def _due(
     items = targets(conn, config, [{**r, "id": r["lid"]} for r in rows])
     due, settled = [], []
     for row, item in zip(rows, items, strict=True):
-        if item.changes:
+        # A write whose answer was lost may have landed: the listing may show what it
+        # carried, not what was last confirmed. Write the target to be sure.
+        unsure = row["sent"] is not None and item.target is not None \
+            and row["sent"] != item.target
+        if item.changes or unsure:
             due.append({**row, "target": item.target, "available": item.available})
         else:
             settled.append(row["id"])
