@@ -38,6 +38,36 @@ class OrderLineSnapshot:
     ignore: bool = False
 
 
+# What an order's channel status means, for the order book. A connector says which of
+# these the channel's status is; "picked" and "packed" are the seller's own steps, set
+# by channelsync, and "partly shipped" follows from the lines.
+CHANNEL_STAGES = ("received", "paid", "shipped", "delivered", "cancelled", "returned")
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """The channel's current view of one order as a whole, for the order book.
+
+    Optional: a connector that gives none still syncs stock, and the book knows those
+    orders from their lines. ``buyer`` is a display name only, never an address, an
+    email or a phone number. ``total`` is the channel's decimal string, in ``currency``.
+    """
+
+    order_id: str
+    status: str  # the channel's own word for it
+    stage: str  # one of CHANNEL_STAGES
+    changed_at: datetime
+    placed_at: datetime | None = None
+    paid_at: datetime | None = None
+    buyer: str = ""
+    total: str = ""
+    currency: str = ""
+
+    def __post_init__(self) -> None:
+        if self.stage not in CHANNEL_STAGES:
+            raise ValueError(f"order stage {self.stage!r} is not one of {CHANNEL_STAGES}")
+
+
 @dataclass(frozen=True)
 class BadRecord:
     """A record the connector could not turn into a snapshot; kept so nothing is lost."""
@@ -63,6 +93,8 @@ class OrderPage:
     # The channel's own clock when it answered (an HTTP Date header, eBay's Timestamp):
     # the ledger corrects the channel's times by how far it is off ours.
     channel_now: datetime | None = None
+    # The orders these lines belong to, as wholes (status, times, buyer, total).
+    orders: Sequence[OrderSnapshot] = ()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from channelsync.connector import (
     ChannelListing,
     OrderLineSnapshot,
     OrderPage,
+    OrderSnapshot,
     PushItem,
     PushResult,
 )
@@ -40,6 +41,8 @@ class FakeOrder:
     lines: list[tuple[str, int]]
     status: str = "processing"
     changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    placed_at: datetime | None = None
+    buyer: str = "A. Buyer"
 
 
 @dataclass
@@ -76,7 +79,8 @@ class FakeChannel:
         for sku, qty in lines:
             self.quantities[sku] -= qty
         order_id = f"{self.name}-{next(self._ids)}"
-        self.orders[order_id] = FakeOrder(order_id, list(lines), changed_at=self.now())
+        self.orders[order_id] = FakeOrder(order_id, list(lines), changed_at=self.now(),
+                                          placed_at=self.now())
         return order_id
 
     def set_status(self, order_id: str, status: str) -> None:
@@ -117,7 +121,16 @@ class FakeConnector:
                  for i, (sku, qty) in enumerate(o.lines)]
         more = start + ch.page_size < len(changed)
         resume = max((o.changed_at for o in chunk), default=None)
-        return OrderPage(lines, str(start + ch.page_size) if more else None, resume)
+        return OrderPage(lines, str(start + ch.page_size) if more else None, resume,
+                         orders=[self._header(o) for o in chunk])
+
+    @staticmethod
+    def _header(order: FakeOrder) -> OrderSnapshot:
+        stage = {"pending": "received", "processing": "paid", "completed": "shipped",
+                 "cancelled": "cancelled", "refunded": "returned"}.get(order.status, "received")
+        return OrderSnapshot(order.order_id, order.status, stage, order.changed_at,
+                             placed_at=order.placed_at, buyer=order.buyer,
+                             total=f"{sum(q for _, q in order.lines) * 10}.00", currency="EUR")
 
     @staticmethod
     def _snapshot(order: FakeOrder, i: int, sku: str, qty: int) -> OrderLineSnapshot:

@@ -38,6 +38,7 @@ from channelsync.ledger import schema
 from channelsync.ledger.apply import ApplyResult
 from channelsync.ledger.conflicts import open_conflicts, resolve_conflicts
 from channelsync.ledger.schema import state_t, utcnow
+from channelsync.orders import book
 from channelsync.registry import load_connector
 from channelsync.sync import deferrals, planner, pushing, readback, rules
 from channelsync.sync.events import EventBus
@@ -300,6 +301,8 @@ class SyncEngine:
             if pending:
                 again = ledger.apply_page(conn, channel.name, pending,
                                           master_sku=channel.master_sku, now=self.clock())
+                book.record(conn, channel.name, (), {line.order_id for line in pending},
+                            now=self.clock())
                 report.apply.applied += again.applied
                 report.apply.touched |= again.touched
                 report.apply.conflicts += again.conflicts
@@ -369,6 +372,9 @@ class SyncEngine:
                     now=self.clock(), resume_at=result.resume_at, bad_records=result.bad_records,
                     clock_offset=offset,
                 )
+                book.record(conn, channel.name, result.orders,
+                            {line.order_id for line in result.lines}, now=self.clock(),
+                            clock_offset=offset)
                 deferrals.save_resume_point(conn, channel.name, resume)
             report.pulled += len(result.lines)
             self.on_event(f"{channel.name}: pulled {report.pulled} order lines")

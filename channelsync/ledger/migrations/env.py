@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import channelsync.orders.schema  # noqa: F401  (its tables are in the metadata too)
 from channelsync.ledger.schema import metadata
 
 connection = context.config.attributes.get("connection")
