@@ -192,3 +192,55 @@ def test_the_upgrade_fills_the_book_from_the_lines_already_held(ledger_url: str)
         assert events == 3 and kept == 5
     finally:
         engine.dispose()
+
+
+# -- pick lists ----------------------------------------------------------------------------------
+
+KIT = """
+[[kit]]
+sku = "SET"
+components = { MUG = 2, LID = 1 }
+"""
+
+
+def test_a_pick_list_groups_the_paid_orders_by_sku_and_marks_them_picked(
+    engine: Engine, tmp_path: Path
+) -> None:
+    clock = Clock()
+    url = engine.url.render_as_string(hide_password=False)
+    config_text = BASE.format(url=url) + KIT
+    config = parse_config(config_text, env={})
+    a = fakes.CHANNELS.setdefault("a", fakes.FakeChannel("a", clock=clock))
+    b = fakes.CHANNELS.setdefault("b", fakes.FakeChannel("b", clock=clock))
+    a.quantities.update(MUG=0, LID=0, SET=0)
+    b.quantities.update(MUG=0, LID=0)
+    set_stock(engine, config, clock, MUG=20, LID=10)
+    sync = SyncEngine(config, engine, clock=clock, sleep=lambda s: None)
+    sync.sync()
+    first = a.sell(("MUG", 2), ("LID", 1))
+    second = b.sell(("MUG", 1))
+    kit = a.sell(("SET", 1))
+    gone = b.sell(("LID", 1))
+    done = a.sell(("LID", 2))
+    clock.tick()
+    b.set_status(gone, "cancelled")
+    a.set_status(done, "completed")
+    sync.sync(read_back=False)
+    with engine.begin() as conn:
+        book.set_local_stage(conn, "b", second, "picked", now=clock())  # already picked
+    path = tmp_path / "channels.toml"
+    path.write_text(config_text)
+    csv_path = tmp_path / "pick.csv"
+    result = CliRunner().invoke(cli, ["--config", str(path), "pick", "--json", "--csv",
+                                      str(csv_path), "--mark-picked"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    listed = json.loads(result.stdout)
+    assert {line["sku"]: line["units"] for line in listed["lines"]} == {"MUG": 4, "LID": 2}
+    mug = next(line for line in listed["lines"] if line["sku"] == "MUG")
+    assert {(o["order_id"], o["units"]) for o in mug["orders"]} == {(first, 2), (kit, 2)}
+    assert listed["marked_picked"] == 2
+    assert csv_path.read_text().splitlines()[0] == "sku,title,barcode,units,orders"
+    assert _stages(engine)[("a", first)] == "picked" and _stages(engine)[("a", kit)] == "picked"
+    assert _stages(engine)[("a", done)] == "shipped"
+    again = CliRunner().invoke(cli, ["--config", str(path), "pick"], env={"COLUMNS": "80"})
+    assert "nothing to pick" in again.stdout

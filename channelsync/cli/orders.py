@@ -1,16 +1,18 @@
-"""``orders`` (the order book across channels) and ``order CHANNEL ORDER_ID``."""
+"""``orders`` (the order book across channels), ``order CHANNEL ORDER_ID``, ``pick``."""
 
 from __future__ import annotations
 
+import csv
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from channelsync.cli import format as fmt
 from channelsync.cli.common import JsonOpt, app, emit, fail, opened, out
-from channelsync.orders import book, queries
+from channelsync.orders import book, picking, queries
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -137,3 +139,55 @@ def _money(order: queries.Order) -> str:
 
 def _signed(n: int) -> str:
     return f"{n:+d}" if n else ""
+
+
+@app.command("pick")
+def pick(
+    channel: Annotated[str | None, typer.Option(help="Only this channel's orders.")] = None,
+    csv_file: Annotated[Path | None, typer.Option(
+        "--csv", help="Also write the list to this CSV file (sku,title,barcode,units,orders).",
+        dir_okay=False)] = None,
+    mark_picked: Annotated[bool, typer.Option(
+        "--mark-picked", help="Move the orders on this list to picked.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A pick list: the paid orders' units not picked yet, grouped by SKU, so one walk
+    through the shelves serves them all."""
+    with opened() as application, application.db.begin() as conn:
+        found = picking.pick_list(conn, channel)
+        moved = picking.mark_picked(conn, found.orders, application.now()) \
+            if mark_picked else 0
+    if csv_file is not None:
+        with csv_file.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("sku", "title", "barcode", "units", "orders"))
+            for line in found.lines:
+                writer.writerow((line.sku, line.title, line.barcode, line.units,
+                                 " ".join(_served(line))))
+    if as_json:
+        emit({"lines": [line.as_json() for line in found.lines],
+              "orders": [{"channel": c, "order_id": o} for c, o in found.orders],
+              "waiting_for_sku": [{"channel": c, "order_id": o, "channel_sku": s}
+                                  for c, o, s in found.unknown],
+              "marked_picked": moved})
+        return
+    if not found.lines:
+        out.print("nothing to pick: no paid order is waiting")
+    else:
+        out.print(f"[bold]pick list[/bold]: {fmt.plural(sum(x.units for x in found.lines), 'unit')}"
+                  f" of {fmt.plural(len(found.lines), 'SKU')} for "
+                  f"{fmt.plural(len(found.orders), 'order')}")
+        out.print(fmt.grid(("sku", "units", "barcode", "title", "orders"), [
+            (line.sku, line.units, line.barcode or "-", line.title, " ".join(_served(line)))
+            for line in found.lines], numeric=("units",), fold=("title", "orders")))
+    notes = [f"{c} order {o} waits for {s!r}, not in the ledger: not on this list"
+             for c, o, s in found.unknown]
+    if csv_file is not None:
+        notes.append(f"written to {csv_file}")
+    if mark_picked:
+        notes.append(f"{fmt.plural(moved, 'order')} moved to picked")
+    fmt.notes(out, notes)
+
+
+def _served(line: picking.PickLine) -> list[str]:
+    return [f"{c}:{o}" + (f"x{n}" if n > 1 else "") for c, o, n in line.orders]
