@@ -1,4 +1,4 @@
-"""``channelsync stock``: list, set, adjust, import, export."""
+"""``channelsync stock``: list, set, adjust, import, export, safety, barcode."""
 
 from __future__ import annotations
 
@@ -10,8 +10,18 @@ import typer
 from rich.progress import Progress
 
 from channelsync.cli import format as fmt
-from channelsync.cli.common import JsonOpt, emit, err, fail, opened, out, stock_app
+from channelsync.cli.common import (
+    EXIT_USAGE,
+    JsonOpt,
+    emit,
+    err,
+    fail,
+    opened,
+    out,
+    stock_app,
+)
 from channelsync.ledger import stock
+from channelsync.ledger.barcodes import BarcodeError, clean, normalise
 from channelsync.service import reports
 
 
@@ -35,7 +45,8 @@ def stock_set(
     quantity: Annotated[int, typer.Argument(min=0, help="Units on hand (a count).")],
     safety_stock: Annotated[int | None, typer.Option(min=0)] = None,
     title: Annotated[str | None, typer.Option()] = None,
-    barcode: Annotated[str | None, typer.Option(help="GTIN/EAN/UPC.")] = None,
+    barcode: Annotated[str | None, typer.Option(
+        help="GTIN/EAN/UPC to add to the SKU's barcodes.")] = None,
     reason: Annotated[str, typer.Option(help="Why (kept on the movement).")] = "stock count",
 ) -> None:
     """Set a SKU's on-hand count (creates the SKU if new)."""
@@ -84,13 +95,18 @@ def stock_import(
     ):
         task = bar.add_task("reading", total=total)
         rows, problems = stock.read_csv(stream, progress=lambda n: bar.advance(task, n))
-    for problem in problems:
-        err.print(f"{file}: {problem}", markup=False)
-    if problems and not skip_bad:
-        if as_json:
-            emit({"imported": 0, "problems": [str(p) for p in problems]})
-        fail(f"{len(problems)} bad row(s); nothing imported (fix them, or --skip-bad)")
     with opened() as application:
+        with application.db.connect() as conn:  # barcodes other SKUs have are bad rows too
+            problems += stock.barcode_problems(conn, rows)
+        problems.sort(key=lambda p: p.line)
+        for problem in problems:
+            err.print(f"{file}: {problem}", markup=False)
+        if problems and not skip_bad:
+            if as_json:
+                emit({"imported": 0, "problems": [str(p) for p in problems]})
+            fail(f"{len(problems)} bad row(s); nothing imported (fix them, or --skip-bad)")
+        bad = {p.line for p in problems}
+        rows = [r for r in rows if r.line not in bad]
         application.set_stock(rows, reason=f"import {file.name}", kind="import")
     if as_json:
         emit({"imported": len(rows), "problems": [str(p) for p in problems]})
@@ -125,6 +141,51 @@ def stock_safety(sku: str, quantity: Annotated[int, typer.Argument(min=0)]) -> N
     with opened() as application:
         application.set_safety_stock(sku, quantity)
     out.print(f"{sku}: safety stock {quantity}")
+
+
+@stock_app.command("barcode")
+def stock_barcode(
+    sku: str,
+    code: Annotated[str | None, typer.Argument(help="A GTIN/EAN/UPC to add.")] = None,
+    remove: Annotated[str | None, typer.Option(
+        "--remove", metavar="CODE", help="Remove this barcode instead.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a barcode to a SKU, remove one (--remove), or list them (no CODE)."""
+    if code is not None and remove is not None:
+        fail("give a CODE to add or --remove CODE, not both", EXIT_USAGE)
+    with opened() as application:
+        if code is not None:
+            added, codes = application.add_barcode(sku, code)
+            said = f"barcode {clean(code)} added" if added else \
+                f"already has barcode {clean(code)}"
+        elif remove is not None:
+            gone, codes = application.remove_barcode(sku, remove)
+            said = f"barcode {', '.join(gone)} removed"
+        else:
+            with application.db.connect() as conn:
+                codes = stock.sku_barcodes(conn, sku)
+            said = ""
+    if as_json:
+        emit({"sku": sku, "barcodes": [_barcode(c) for c in codes]})
+        return
+    if said:
+        out.print(f"{sku}: {said} (barcodes: {', '.join(codes) or 'none'})", markup=False,
+                  soft_wrap=True)
+        return
+    if not codes:
+        err.print(f"{sku} has no barcodes", markup=False)
+    for item in map(_barcode, codes):
+        problem = f"  (not valid, no scan matches it: {item['problem']})" \
+            if item["problem"] else ""
+        out.print(f"{item['code']}{problem}", markup=False, soft_wrap=True)
+
+
+def _barcode(code: str) -> dict[str, str | None]:
+    try:
+        return {"code": code, "gtin": normalise(code), "problem": None}
+    except BarcodeError as exc:  # stored before check digits were checked
+        return {"code": code, "gtin": None, "problem": str(exc)}
 
 
 __all__ = ["fail"]

@@ -102,6 +102,14 @@ class App:
         self.settle({sku})
         self.send_alerts()
 
+    def add_barcode(self, sku: str, code: str) -> tuple[bool, list[str]]:
+        with self.db.begin() as conn:
+            return stock.add_barcode(conn, sku, code, now=self.now())
+
+    def remove_barcode(self, sku: str, code: str) -> tuple[list[str], list[str]]:
+        with self.db.begin() as conn:
+            return stock.remove_barcode(conn, sku, code, now=self.now())
+
     def settle(self, skus: Iterable[str]) -> ApplyResult:
         """Apply orders that waited for these SKUs, and plan what the channels should show."""
         total = ApplyResult()
