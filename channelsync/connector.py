@@ -191,6 +191,46 @@ class PendingOutcomes(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ShipmentLine:
+    line_id: str
+    channel_sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """A shipment to confirm on the order's channel: the units it carries, the carrier and
+    the tracking number. ``key`` is the same on every try of one shipment: a connector uses
+    it (or the tracking number) to find a shipment an earlier try created whose answer was
+    lost, so a retry never confirms it twice."""
+
+    order_id: str
+    lines: Sequence[ShipmentLine]
+    carrier: str
+    tracking: str
+    key: str
+    shipped_at: datetime
+
+
+@dataclass(frozen=True)
+class ShipmentResult:
+    ok: bool
+    error: ChannelError | None = None
+    ref: str = ""  # the channel's id for the fulfilment, when it gives one
+    already: bool = False  # an earlier try had created it (its answer was lost)
+
+
+@runtime_checkable
+class Fulfils(Protocol):
+    """What a connector that confirms shipments on its channel also implements. Raise
+    RetriableChannelError for what a retry may fix (429, 5xx, a timeout); answer
+    ``ok=False`` with a PermanentChannelError for what it will not (an unknown order, a
+    cancelled one, a tracking number the channel refuses)."""
+
+    def confirm_shipment(self, shipment: Shipment) -> ShipmentResult: ...
+
+
 class ConnectorFactory(Protocol):
     """A connector class: declares its settings model and builds from validated settings."""
 

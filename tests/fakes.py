@@ -25,6 +25,8 @@ from channelsync.connector import (
     OrderSnapshot,
     PushItem,
     PushResult,
+    Shipment,
+    ShipmentResult,
 )
 from channelsync.errors import PermanentChannelError, RetriableChannelError
 
@@ -67,6 +69,8 @@ class FakeChannel:
     calls: list[list[PushItem]] = field(default_factory=list)  # every push call, failed ones too
     before_read: list[Callable[[], Any]] = field(default_factory=list)  # run by the next reads
     clock: Any = None
+    shipments: list[Shipment] = field(default_factory=list)  # confirmed on the channel
+    lose_ship_answers: int = 0  # the next confirmations land, then time out
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def now(self) -> datetime:
@@ -162,6 +166,26 @@ class FakeConnector:
             ch.die_after_write = False
             raise Killed("SIGKILL between the channel's answer and recording it")
         return results
+
+    def confirm_shipment(self, shipment: Shipment) -> ShipmentResult:
+        """Like a channel: an unknown or cancelled order is refused; a shipment with the
+        same key is found, not created twice."""
+        ch = self.channel
+        ch._maybe_fail()
+        order = ch.orders.get(shipment.order_id)
+        if order is None:
+            return ShipmentResult(False, PermanentChannelError(
+                f"order {shipment.order_id} does not exist"))
+        if order.status == "cancelled":
+            return ShipmentResult(False, PermanentChannelError(
+                f"order {shipment.order_id} is cancelled"))
+        if any(s.key == shipment.key for s in ch.shipments):
+            return ShipmentResult(True, ref=shipment.key, already=True)
+        ch.shipments.append(shipment)
+        if ch.lose_ship_answers:
+            ch.lose_ship_answers -= 1
+            raise RetriableChannelError("timed out waiting for the answer")
+        return ShipmentResult(True, ref=shipment.key)
 
     def read_listings(self) -> Iterator[ChannelListing]:
         self.channel._maybe_fail()

@@ -244,3 +244,81 @@ def test_a_pick_list_groups_the_paid_orders_by_sku_and_marks_them_picked(
     assert _stages(engine)[("a", done)] == "shipped"
     again = CliRunner().invoke(cli, ["--config", str(path), "pick"], env={"COLUMNS": "80"})
     assert "nothing to pick" in again.stdout
+
+
+# -- packing by scanning -------------------------------------------------------------------------
+
+
+def _packing_setup(engine: Engine, tmp_path: Path) -> tuple[Path, str]:
+    from channelsync.ledger.schema import sku_t
+
+    clock = Clock()
+    sync = _sync(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["LID"] = 0
+    with engine.begin() as conn:
+        conn.execute(sku_t.insert().values(sku="LID", title="Lid", barcodes="4006381333931",
+                                           on_hand=5, reserved=0))
+        conn.execute(sku_t.update().where(sku_t.c.sku == "MUG").values(
+            title="Mug", barcodes="036000291452"))
+    sync.sync()
+    order_id = a.sell(("MUG", 2))
+    clock.tick()
+    sync.sync(read_back=False)
+    path = tmp_path / "channels.toml"
+    path.write_text(BASE.format(url=engine.url.render_as_string(hide_password=False)))
+    return path, order_id
+
+
+def test_packing_accepts_only_the_orders_units_and_packs_when_all_are_scanned(
+    engine: Engine, tmp_path: Path
+) -> None:
+    config, order_id = _packing_setup(engine, tmp_path)
+    scans = "\n".join([
+        "0036000291452",   # MUG by its EAN-13, the catalog has its UPC-A: the same product
+        "4006381333931",   # LID: another product
+        "4006381333932",   # a misread: wrong check digit
+        "96385074",        # a valid GTIN-8 nobody has
+        "MUG",             # the SKU typed
+        "036000291452",    # a third MUG: never reached, the order is complete
+    ]) + "\n"
+    result = CliRunner().invoke(cli, ["--config", str(config), "pack", "a", order_id],
+                                input=scans, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("ok", "no"))]
+    assert lines == [
+        "ok MUG (Mug) 1/2, 1 to go",
+        "no 4006381333931 is LID (Lid), not in this order",
+        "no barcode 4006381333932 (EAN-13): wrong check digit 2, expected 1; scan it again",
+        "no 96385074: no SKU or barcode in the catalog",
+        "ok MUG (Mug) 2/2",
+    ]
+    assert f"a order {order_id} is packed" in result.stdout
+    assert _stages(engine)[("a", order_id)] == "packed"
+    with engine.connect() as conn:
+        last = conn.execute(sa.select(event_t).where(event_t.c.order_id == order_id)
+                            .order_by(event_t.c.id.desc())).first()
+    assert last is not None and last.detail == "2 units scanned, 3 refused"
+
+
+def test_packing_refuses_an_extra_unit_and_records_nothing_until_complete(
+    engine: Engine, tmp_path: Path
+) -> None:
+    config, order_id = _packing_setup(engine, tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(config), "pack", "--scan-order"],
+                           input=f"a:{order_id}\nMUG\n")
+    assert result.exit_code == 1
+    assert "not packed: 1 unit still to scan (MUG 1/2); nothing was recorded" in result.stderr
+    assert _stages(engine)[("a", order_id)] == "paid"
+    from channelsync.orders import packing, queries
+
+    with engine.connect() as conn:
+        found = queries.get_order(conn, "a", order_id)
+        assert found is not None
+        session = packing.start(conn, found)
+        assert [session.scan(c, conn).ok for c in ("MUG", "MUG", "MUG")] == [True, True, False]
+        assert "an extra unit, all 2 are scanned already" in session.scan("MUG", conn).message
+    fakes.CHANNELS["a"].set_status(order_id, "cancelled")
+    cancelled = runner.invoke(cli, ["--config", str(config), "pack", "a", "nope"], input="")
+    assert cancelled.exit_code == 1 and "no order 'nope' from 'a'" in cancelled.stderr

@@ -1,18 +1,23 @@
-"""``orders`` (the order book across channels), ``order CHANNEL ORDER_ID``, ``pick``."""
+"""``orders`` (the order book across channels), ``order CHANNEL ORDER_ID``, ``pick``,
+``pack`` (verified by scanning) and ``ship`` (confirmed on the order's channel)."""
 
 from __future__ import annotations
 
 import csv
 import re
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from channelsync.cli import format as fmt
-from channelsync.cli.common import JsonOpt, app, emit, fail, opened, out
-from channelsync.orders import book, picking, queries
+from channelsync.cli.common import EXIT_USAGE, JsonOpt, app, emit, err, fail, opened, out
+from channelsync.orders import book, packing, picking, queries
+from channelsync.orders.shipping import ShipError
+from channelsync.service import shipping
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -191,3 +196,173 @@ def pick(
 
 def _served(line: picking.PickLine) -> list[str]:
     return [f"{c}:{o}" + (f"x{n}" if n > 1 else "") for c, o, n in line.orders]
+
+
+@app.command("pack")
+def pack(
+    channel: Annotated[str | None, typer.Argument(help="The order's channel.")] = None,
+    order_id: Annotated[str | None, typer.Argument(help="The order's id on that channel.")]
+    = None,
+    scan_order: Annotated[bool, typer.Option(
+        "--scan-order", help="Scan (or type) the order first: its id, or CHANNEL:ID.")] = False,
+) -> None:
+    """Pack an order by scanning each unit as it goes into the box (a USB scanner types a
+    code and Enter; a pipe works too). A code for another product or an extra unit is
+    refused; the order is packed once every unit is scanned."""
+    interactive = sys.stdin.isatty()
+    codes = _codes(interactive)
+    if scan_order:
+        first = next(codes, None)
+        if first is None:
+            fail("no order scanned")
+        channel, _, order_id = first.rpartition(":") if ":" in first else ("", "", first)
+    if not order_id:
+        fail("name the order (pack CHANNEL ORDER_ID) or scan it (pack --scan-order)")
+    with opened() as application:
+        with application.db.connect() as conn:
+            found = _find_order(conn, channel or None, order_id)
+            try:
+                session = packing.start(conn, found)
+            except packing.PackError as exc:
+                fail(str(exc))
+            out.print(f"[bold]packing {found.channel} order {found.order_id}[/bold]: "
+                      f"{fmt.plural(session.left, 'unit')} to scan")
+            out.print(fmt.grid(("sku", "units", "title"), [
+                (line.sku, line.needed, line.title) for line in session.lines.values()],
+                numeric=("units",), fold=("title",)))
+            refused = 0
+            for code in codes:
+                if not code.strip():
+                    continue
+                result = session.scan(code, conn)
+                if result.ok:
+                    left = f", {session.left} to go" if session.left else ""
+                    out.print(f"[green]ok[/green] {result.message}{left}", highlight=False,
+                              soft_wrap=True)
+                else:
+                    refused += 1
+                    out.print(("\a" if interactive else "") + f"[red]no[/red] {result.message}",
+                              highlight=False, soft_wrap=True)
+                if session.done:
+                    break
+        if not session.done:
+            missing = ", ".join(f"{x.sku} {x.scanned}/{x.needed}"
+                                for x in session.lines.values() if x.scanned < x.needed)
+            fail(f"not packed: {fmt.plural(session.left, 'unit')} still to scan ({missing}); "
+                 "nothing was recorded")
+        scanned = sum(x.needed for x in session.lines.values())
+        with application.db.begin() as conn:
+            stage = book.set_local_stage(
+                conn, found.channel, found.order_id, "packed", now=application.now(),
+                detail=f"{fmt.plural(scanned, 'unit')} scanned, {refused} refused")
+    out.print(f"[bold]{found.channel} order {found.order_id} is {book.stage_label(stage)}[/bold]")
+
+
+def _codes(interactive: bool) -> Iterator[str]:
+    """Codes one per line, as a scanner types them; a prompt only on a terminal."""
+    while True:
+        if interactive:
+            out.print("scan> ", end="")
+        line = sys.stdin.readline()
+        if not line:
+            return
+        yield line.strip()
+
+
+def _find_order(conn: Any, channel: str | None, order_id: str) -> queries.Order:
+    if channel:
+        found = queries.get_order(conn, channel, order_id)
+        if found is None:
+            fail(f"no order {order_id!r} from {channel!r} in the book")
+        return found
+    matches = queries.find_orders(conn, order_id)
+    if not matches:
+        fail(f"no order {order_id!r} in the book")
+    if len(matches) > 1:
+        fail(f"order {order_id!r} is on {', '.join(o.channel for o in matches)}: scan or type "
+             "CHANNEL:ID")
+    return matches[0]
+
+
+@app.command("ship")
+def ship(
+    channel: Annotated[str | None, typer.Argument(help="The order's channel.")] = None,
+    order_id: Annotated[str | None, typer.Argument(help="The order's id on that channel.")]
+    = None,
+    carrier: Annotated[str | None, typer.Option(help="The carrier (DHL, UPS, USPS, ...).")]
+    = None,
+    tracking: Annotated[str | None, typer.Option(help="The tracking number.")] = None,
+    line: Annotated[list[str] | None, typer.Option(
+        "--line", help="SKU=QTY shipped (repeatable); without: all that is not shipped yet."
+    )] = None,
+    import_csv: Annotated[Path | None, typer.Option(
+        "--import", help="Shipments from a CSV: channel,order_id,carrier,tracking,sku,quantity "
+                         "(sku and quantity empty: the whole order).", dir_okay=False)] = None,
+    skip_bad: Annotated[bool, typer.Option(
+        "--skip-bad", help="With --import: record the good rows even if some are bad.")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a shipment and confirm it on the order's channel with its carrier and
+    tracking number. Its units leave the ledger's stock at once; a channel that does not
+    take it now gets it from the daemon later (it is queued, never lost, never sent twice)."""
+    try:
+        if import_csv is not None:
+            if channel or order_id or line:
+                fail("--import takes no order on the command line", EXIT_USAGE)
+            requests, bad = shipping.read_csv(import_csv)
+        else:
+            if not (channel and order_id and carrier and tracking):
+                fail("ship CHANNEL ORDER_ID --carrier X --tracking N, or ship --import FILE",
+                     EXIT_USAGE)
+            requests, bad = [shipping.ShipmentRequest(
+                channel, order_id, carrier, tracking, shipping.parse_lines(line or []))], []
+    except ShipError as exc:
+        fail(str(exc))
+    with opened() as application:
+        recorded, refused = shipping.ship(application, requests, skip_bad=skip_bad,
+                                          check_only=bool(bad) and not skip_bad)
+        bad = sorted(bad + refused, key=lambda b: b.line)
+        if bad and not skip_bad:
+            _bad_rows(bad, applied=False)
+        configured = {c.name for c in application.config.channels}
+        reports = shipping.confirm(application, {r.channel for r in requests
+                                                 if r.channel in configured}) \
+            if recorded else []
+        with application.db.connect() as conn:
+            states = {s.key: s for s in queries.shipments(conn, [r.key for r in recorded])}
+    if as_json:
+        emit({"shipments": [{**vars(states[r.key]), "units": r.units, "stage": r.stage,
+                             "already_recorded": r.already} for r in recorded],
+              "bad_rows": [vars(b) for b in bad]})
+        return
+    rows = [(s.channel, s.order_id, s.tracking, r.units, _ship_state(s, r.already))
+            for r in recorded for s in [states[r.key]]]
+    if rows:
+        out.print(fmt.grid(("channel", "order", "tracking", "units", "on the channel"), rows,
+                           numeric=("units",), fold=("order", "tracking", "on the channel")))
+    notes = [f"{s.channel} order {s.order_id}: {s.last_error}" for s in states.values()
+             if s.state != "confirmed" and s.last_error]
+    notes += [f"{r.channel}: another process is working the channel; it confirms them"
+              for r in reports if r.busy]
+    notes += [f"{r.channel}: {r.error}" for r in reports if r.error]
+    fmt.notes(out, notes)
+    if bad:
+        _bad_rows(bad, applied=True)
+
+
+def _ship_state(shipment: queries.ShipmentInfo, already: bool) -> str:
+    if shipment.state == "confirmed":
+        return "confirmed" + (" (before)" if already else "")
+    if shipment.state == "refused":
+        return "refused: see conflicts"
+    return "queued: the daemon retries"
+
+
+def _bad_rows(bad: list[shipping.BadRow], *, applied: bool) -> None:
+    for row in bad:
+        where = f"line {row.line}: " if row.line else ""
+        err.print(f"{where}{row.message}", markup=False, highlight=False)
+    if not applied:
+        fail(f"{fmt.plural(len(bad), 'bad row')}; nothing was recorded (--skip-bad records "
+             "the good ones)")

@@ -156,10 +156,13 @@ def apply_page(
     resume_at: datetime | None = None,
     bad_records: Sequence[BadRecord] = (),
     clock_offset: timedelta = timedelta(0),
+    happened_at: datetime | None = None,
 ) -> ApplyResult:
     """Apply one page inside the caller's transaction, and move the cursor with it.
     ``clock_offset``: how far the channel's clock is ahead of ours (its times, less this,
-    are compared with the ledger's own, such as a stock count's)."""
+    are compared with the ledger's own, such as a stock count's). ``happened_at``: when
+    the changes happened on our clock, where we know better than the lines' times (a
+    shipment the seller records now)."""
     result = ApplyResult()
     work = _Work(now)
     conflicts = [_bad_record(channel, bad) for bad in bad_records]
@@ -178,7 +181,8 @@ def apply_page(
         for snap in good:
             row = rows[(snap.order_id, snap.line_id)]
             _apply_line(work, result, catalog, channel, snap, row, master_sku(snap.channel_sku),
-                        reserved.get(row["id"], {}), snap.changed_at - clock_offset)
+                        reserved.get(row["id"], {}),
+                        happened_at or snap.changed_at - clock_offset)
         _write(conn, work)
     result.touched = {sku for sku, d in work.sku_delta.items() if d != [0, 0]}
     conflicts += _unknown_sku_conflicts(channel, work)
@@ -188,6 +192,28 @@ def apply_page(
     if resume_at is not None:
         advance_cursor(conn, channel, resume_at)
     return result
+
+
+def ship_lines(
+    conn: Connection,
+    channel: str,
+    order_id: str,
+    quantities: Mapping[str, int],
+    *,
+    master_sku: Callable[[str], str],
+    now: datetime,
+) -> ApplyResult:
+    """Units the seller shipped (line id -> units): off the shelf now, without waiting for
+    the channel to say so. The lines keep the channel's own times, so its later snapshot
+    saying the same changes nothing (the ledger never un-ships), and an older one is stale."""
+    rows = conn.execute(sa.select(line_t).where(
+        line_t.c.channel == channel, line_t.c.order_id == order_id,
+        line_t.c.line_id.in_(list(quantities)))).mappings().all()
+    snaps = [OrderLineSnapshot(
+        order_id, r["line_id"], r["channel_sku"], r["ordered"], r["status"], r["changed_at"],
+        shipped=r["shipped"] + quantities[r["line_id"]], cancelled=r["cancelled"],
+        restocked=r["restocked"]) for r in rows]
+    return apply_page(conn, channel, snaps, master_sku=master_sku, now=now, happened_at=now)
 
 
 def _line_key(channel: str, snap: OrderLineSnapshot) -> str:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from channelsync.ledger.schema import line_t, mov_t, sku_t
-from channelsync.orders.schema import event_t, order_t
+from channelsync.orders.schema import event_t, order_t, shipment_t
 
 
 @dataclass
@@ -106,6 +106,41 @@ def get_order(conn: Connection, channel: str, order_id: str) -> Order | None:
             mov_t.c.source.startswith(f"{channel}:{order_id}:", autoescape=True)
         ).order_by(mov_t.c.id)).mappings()]
     return order
+
+
+def find_orders(conn: Connection, order_id: str) -> list[Order]:
+    """An order id on whichever channel has it (a scanned packing slip names no channel)."""
+    return [found for (channel,) in conn.execute(
+                sa.select(order_t.c.channel).where(order_t.c.order_id == order_id))
+            if (found := get_order(conn, channel, order_id)) is not None]
+
+
+@dataclass
+class ShipmentInfo:
+    key: str
+    channel: str
+    order_id: str
+    carrier: str
+    tracking: str
+    state: str  # queued | confirmed | refused
+    attempts: int
+    created_at: datetime | None
+    confirmed_at: datetime | None
+    last_error: str
+
+
+def shipments(conn: Connection, keys: list[str] | None = None, *, channel: str | None = None,
+              order_id: str | None = None) -> list[ShipmentInfo]:
+    query = sa.select(shipment_t).order_by(shipment_t.c.id)
+    if keys is not None:
+        query = query.where(shipment_t.c.key.in_(keys or [""]))
+    if channel is not None:
+        query = query.where(shipment_t.c.channel == channel)
+    if order_id is not None:
+        query = query.where(shipment_t.c.order_id == order_id)
+    return [ShipmentInfo(r["key"], r["channel"], r["order_id"], r["carrier"], r["tracking"],
+                         r["state"], r["attempts"], r["created_at"], r["confirmed_at"],
+                         r["last_error"]) for r in conn.execute(query).mappings()]
 
 
 def _order(row: dict[str, Any]) -> Order:

@@ -1,4 +1,5 @@
-"""The order book's tables. One row per order (channel, order id), and its stage changes."""
+"""The order book's tables: one row per order (channel, order id), its stage changes, and
+the shipments to confirm on its channel."""
 
 from __future__ import annotations
 
@@ -58,5 +59,33 @@ class OrderEvent(SQLModel, table=True):
     detail: str = ""
 
 
+class ShipmentRow(SQLModel, table=True):
+    """A shipment to confirm on the order's channel: an outbox row like a quantity push,
+    durable before it is sent, kept after (the order's history shows it)."""
+
+    __tablename__ = "shipment"
+    __table_args__ = (
+        sa.Index("ix_shipment_due", "channel", "state", "next_attempt_at"),
+        sa.Index("ix_shipment_order", "channel", "order_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=400, unique=True)  # the same on every try
+    channel: str = Field(max_length=200)
+    order_id: str = Field(max_length=200)
+    carrier: str = ""
+    tracking: str = ""
+    lines: str = "[]"  # JSON: [{"line_id", "channel_sku", "sku", "quantity"}]
+    state: str = "queued"  # queued | confirmed | refused
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    sent_at: datetime | None = _ts()  # the last try went out (its answer may be lost)
+    created_at: datetime | None = _ts()
+    confirmed_at: datetime | None = _ts()
+    ref: str = ""  # the channel's id for it
+    last_error: str = ""
+    source: str = ""  # cli, csv:FILE:LINE, dashboard
+
+
 order_t = SalesOrder.__table__  # type: ignore[attr-defined]
 event_t = OrderEvent.__table__  # type: ignore[attr-defined]
+shipment_t = ShipmentRow.__table__  # type: ignore[attr-defined]

@@ -40,7 +40,7 @@ from channelsync.ledger.conflicts import open_conflicts, resolve_conflicts
 from channelsync.ledger.schema import state_t, utcnow
 from channelsync.orders import book
 from channelsync.registry import load_connector
-from channelsync.sync import deferrals, planner, pushing, readback, rules
+from channelsync.sync import deferrals, fulfilment, planner, pushing, readback, rules
 from channelsync.sync.events import EventBus
 from channelsync.sync.ratelimit import TokenBucket, deferring, human_wait
 from channelsync.sync.retry import RetryPolicy
@@ -71,6 +71,9 @@ class ChannelReport:
     listings: int = 0
     unmapped: list[str] = field(default_factory=list)
     drift: int = 0
+    shipments_confirmed: int = 0
+    shipments_waiting: int = 0  # queued: to retry, or not due yet
+    shipments_refused: int = 0
     error: str = ""
     busy: bool = False  # another process holds this channel
     # calls a rate limit left for a later cycle: what ("orders", ...) -> seconds until allowed
@@ -85,6 +88,8 @@ class ChannelReport:
             "awaiting": self.awaiting,
             "stale_compares": self.stale_compares,
             "listings": self.listings, "unmapped": self.unmapped, "drift": self.drift,
+            "shipments": {"confirmed": self.shipments_confirmed,
+                          "waiting": self.shipments_waiting, "refused": self.shipments_refused},
             "conflicts_opened": self.apply.conflicts, "error": self.error, "busy": self.busy,
             "deferred": {what: round(wait, 1) for what, wait in self.deferred.items()},
         }
@@ -229,6 +234,7 @@ class SyncEngine:
                 if report.error or self.stopping.is_set():
                     continue
                 self._guarded(channel, report, self.push)
+                self._guarded(channel, report, self.ship)
                 if read_back or self._never_read(channel):
                     self._guarded(channel, report, self.read_back)
         for report in reports.values():
@@ -440,6 +446,27 @@ class SyncEngine:
         if outcome.stale:
             log.warning("%s: %d writes still refused as stale after %d rounds; they wait in "
                         "the outbox for the next cycle", channel.name, outcome.stale, round_)
+
+    def confirm_shipments(self, names: Sequence[str]) -> list[ChannelReport]:
+        """Send these channels' queued shipments now, under the channel's lock: a daemon
+        working the channel sends them itself (the report says busy)."""
+        reports = []
+        for channel in self.channels(names):
+            report = ChannelReport(channel.name)
+            with channel_lock(self.db, channel.name) as mine:
+                if mine:
+                    self._guarded(channel, report, self.ship)
+                else:
+                    report.busy = True
+            reports.append(report)
+        return reports
+
+    def ship(self, channel: ChannelConfig, report: ChannelReport) -> None:
+        """Confirm the shipments recorded for this channel's orders (``fulfilment``)."""
+        outcome = fulfilment.push_shipments(self, channel)
+        report.shipments_confirmed += outcome.confirmed
+        report.shipments_refused += outcome.refused
+        report.shipments_waiting = outcome.waiting + outcome.failed
 
     def read_back(self, channel: ChannelConfig, report: ChannelReport) -> None:
         """Read the channel's listings: discover new ones, find drift, push corrections.

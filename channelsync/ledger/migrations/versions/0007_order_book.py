@@ -1,5 +1,5 @@
-"""the order book: orders as wholes and their stage changes; filled from the order lines
-the ledger already holds
+"""the order book: orders as wholes, their stage changes, shipments to confirm; filled
+from the order lines the ledger already holds
 
 Revision ID: 0007
 Revises: 0006
@@ -61,6 +61,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_order_event_order', 'order_event', ['channel', 'order_id', 'id'])
+    op.create_table(
+        'shipment',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('key', sa.String(length=400), nullable=False),
+        sa.Column('channel', sa.String(length=200), nullable=False),
+        sa.Column('order_id', sa.String(length=200), nullable=False),
+        sa.Column('carrier', sa.String(), nullable=False),
+        sa.Column('tracking', sa.String(), nullable=False),
+        sa.Column('lines', sa.String(), nullable=False),
+        sa.Column('state', sa.String(), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('next_attempt_at', UTC_TS(), nullable=True),
+        sa.Column('sent_at', UTC_TS(), nullable=True),
+        sa.Column('created_at', UTC_TS(), nullable=True),
+        sa.Column('confirmed_at', UTC_TS(), nullable=True),
+        sa.Column('ref', sa.String(), nullable=False),
+        sa.Column('last_error', sa.String(), nullable=False),
+        sa.Column('source', sa.String(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('key'),
+    )
+    op.create_index('ix_shipment_due', 'shipment', ['channel', 'state', 'next_attempt_at'])
+    op.create_index('ix_shipment_order', 'shipment', ['channel', 'order_id'])
     _fill_from_lines(order, event)
 
 
@@ -110,6 +133,9 @@ def _stage(ordered: int, shipped: int, cancelled: int) -> str:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_shipment_order', table_name='shipment')
+    op.drop_index('ix_shipment_due', table_name='shipment')
+    op.drop_table('shipment')
     op.drop_index('ix_order_event_order', table_name='order_event')
     op.drop_table('order_event')
     op.drop_index('ix_sales_order_placed', table_name='sales_order')
