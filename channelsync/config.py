@@ -86,6 +86,7 @@ class AlertsConfig(_Model):
     channel_down_after: float = Field(default=900.0, gt=0)  # unreachable this long: alert
     low_stock: int | None = Field(default=None, ge=0)  # alert when available <= this
     low_stock_sku: dict[str, int] = {}  # per-SKU thresholds, overriding low_stock
+    ship_within: float = Field(default=2 * 86400.0, gt=0)  # paid, not shipped this long: alert
 
 
 class ChannelConfig(_Model):
@@ -98,6 +99,7 @@ class ChannelConfig(_Model):
     reconcile_interval: float | None = Field(default=None, gt=0)
     lookback_days: int | None = Field(default=None, ge=0, le=365)
     webhook_secret: SecretStr | None = None  # signs the channel's order webhooks
+    ship_within: float | None = Field(default=None, gt=0)  # [alerts] ship_within, here
     rules: RuleFields = RuleFields()
     sku_map: dict[str, str] = {}
     settings: Any = None  # the connector's own validated settings model

@@ -192,3 +192,35 @@ def test_shipments_from_a_csv_all_or_nothing_unless_skip_bad(shop: Shop, tmp_pat
     assert [b["line"] for b in out["bad_rows"]] == [4, 5, 6]
     assert shop.stage("b", second) == "partly_shipped" and shop.stock("MUG") == (7, 0)
     assert len(shop.a.shipments) == 1 and len(shop.b.shipments) == 1
+
+
+def test_an_order_paid_and_not_shipped_within_the_limit_is_alerted_until_it_ships(
+    shop: Shop
+) -> None:
+    from channelsync.service.alerts import AlertDispatcher
+
+    order_id = shop.a.sell(("MUG", 1))
+    shop.clock.tick()
+    shop.sync.sync(read_back=False)
+    url = shop.engine.url.render_as_string(hide_password=False)
+    config = parse_config(BASE.format(url=url).replace(
+        'name = "b"', 'name = "b"\nship_within = 3600'), env={})
+    alerts = AlertDispatcher(config, shop.engine, clock=shop.clock)
+    shop.clock.tick(86400)
+    assert alerts.check_late_orders(shop.clock()) == []  # a day: within the two days
+    late = shop.b.sell(("LID", 1))  # b ships within the hour
+    shop.sync.sync(read_back=False)
+    shop.clock.tick(2 * 3600)
+    assert len(alerts.check_late_orders(shop.clock())) == 1
+    (conflict,) = open_conflicts(shop.engine, "order_late")
+    assert conflict["subject"] == f"b:{late}" and "still paid (ship within 1 hours)" in \
+        conflict["message"]
+    shop.clock.tick(86400)
+    assert len(alerts.check_late_orders(shop.clock())) == 1  # now a's too; b's stays one
+    assert {c["subject"] for c in open_conflicts(shop.engine, "order_late")} == {
+        f"a:{order_id}", f"b:{late}"}
+    shop.b.set_status(late, "completed")
+    shop.a.set_status(order_id, "cancelled")
+    shop.sync.sync(read_back=False)
+    alerts.check_late_orders(shop.clock())
+    assert open_conflicts(shop.engine, "order_late") == []

@@ -108,7 +108,8 @@ def record(
             before = row["stage"] if row else ""
             if row is None:
                 inserts.append({"channel": channel, "order_id": order_id, "local_stage": "",
-                                "updated_at": now, **_blank(), **values})
+                                "first_seen_at": now, "updated_at": now, **_blank(),
+                                **values})
             elif any(row[k] != v for k, v in values.items()):
                 updates.append({"b_id": row["id"], "updated_at": now, **values})
             if stage != before:

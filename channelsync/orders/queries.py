@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,6 +113,28 @@ def find_orders(conn: Connection, order_id: str) -> list[Order]:
     return [found for (channel,) in conn.execute(
                 sa.select(order_t.c.channel).where(order_t.c.order_id == order_id))
             if (found := get_order(conn, channel, order_id)) is not None]
+
+
+@dataclass(frozen=True)
+class Overdue:
+    channel: str
+    order_id: str
+    stage: str
+    since: datetime
+
+
+def overdue(conn: Connection, limits: dict[str, float], now: datetime) -> list[Overdue]:
+    """Orders waiting to ship (paid, picked, packed, partly shipped) since longer than their
+    channel's limit (seconds): since paid, or first seen where the channel says no time."""
+    since = sa.func.coalesce(order_t.c.paid_at, order_t.c.first_seen_at)
+    found = []
+    for channel, limit in limits.items():
+        query = sa.select(order_t.c.order_id, order_t.c.stage, since.label("since")).where(
+            order_t.c.channel == channel,
+            order_t.c.stage.in_(("paid", "picked", "packed", "partly_shipped")),
+            since < now - timedelta(seconds=limit))
+        found += [Overdue(channel, r.order_id, r.stage, r.since) for r in conn.execute(query)]
+    return found
 
 
 @dataclass

@@ -35,6 +35,7 @@ class SalesOrder(SQLModel, table=True):
     placed_at: datetime | None = _ts()
     paid_at: datetime | None = _ts()
     changed_at: datetime | None = _ts()  # the channel's last change (its clock, corrected)
+    first_seen_at: datetime | None = _ts()  # when the book first recorded it
     updated_at: datetime | None = _ts()  # the book's last change to the row
     buyer: str = ""  # a display name only
     total: str = ""  # the channel's decimal string

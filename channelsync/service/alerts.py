@@ -19,6 +19,9 @@ push_failed, drift, bad_record); the dispatcher raises and clears two more:
 - ``low_stock`` (subject: SKU): available (``on_hand - reserved - safety_stock``) at or below
   ``low_stock_sku[sku]``, else ``low_stock`` (SKUs that hold stock; a kit only when
   ``low_stock_sku`` names it); no threshold, no alert. Cleared when above it.
+- ``order_late`` (subject: channel:order): paid (or first seen, where the channel gives no
+  paid time) longer ago than the channel's ``ship_within`` (else ``[alerts] ship_within``,
+  two days) and not shipped yet. Cleared when it ships or is cancelled.
 
 A failing destination is logged as ``urls[i] scheme://host`` (apprise URLs carry tokens) and
 never raises. Time is bounded: all destinations of one alert are notified in parallel within
@@ -48,13 +51,15 @@ from channelsync.ledger.apply import chunks
 from channelsync.ledger.availability import availability
 from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
 from channelsync.ledger.schema import conflict_t, sku_t, state_t, utcnow
+from channelsync.orders.book import stage_label
+from channelsync.orders.queries import overdue
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 30.0  # seconds one alert may take, all destinations together
 RUN_BUDGET = 120.0  # seconds of sending in one run
 MAX_ALERTS_PER_RUN = 50  # alerts plus resolved notices
-CHANNEL_DOWN, LOW_STOCK = "channel_down", "low_stock"
+CHANNEL_DOWN, LOW_STOCK, ORDER_LATE = "channel_down", "low_stock", "order_late"
 _TAG = "channelsync-dest-"
 _HOST = re.compile(r"^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|\[[0-9A-Fa-f:.]+\])$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
@@ -166,6 +171,7 @@ class AlertDispatcher:
         run = AlertRun()
         run.opened += self.check_channels(now)
         run.opened += self.check_low_stock(now)
+        run.opened += self.check_late_orders(now)
         if self.sender is None:
             return run
         deadline = time.monotonic() + RUN_BUDGET
@@ -233,6 +239,23 @@ class AlertDispatcher:
             if sku in per_sku and avail.available <= per_sku[sku]:
                 found[sku] = _low(avail.available, per_sku[sku], avail.detail)
         return found
+
+    def check_late_orders(self, now: datetime) -> list[int]:
+        """Orders paid longer ago than their channel's ``ship_within`` and not shipped."""
+        limits = {c.name: c.ship_within or self.config.alerts.ship_within
+                  for c in self.config.channels if c.enabled}
+        with self.db.begin() as conn:
+            late = {f"{o.channel}:{o.order_id}": o for o in overdue(conn, limits, now)}
+            _resolve_others(conn, ORDER_LATE, set(late), now)
+            open_now = set(conn.execute(sa.select(conflict_t.c.subject).where(
+                conflict_t.c.kind == ORDER_LATE, conflict_t.c.resolved_at.is_(None))).scalars())
+            records = [ConflictRecord(
+                kind=ORDER_LATE, subject=subject, channel=o.channel,
+                message=f"{o.channel} order {o.order_id} was paid {_when(o.since)} and is still "
+                        f"{stage_label(o.stage)} (ship within {_hours(limits[o.channel])})",
+                detail={"order_id": o.order_id, "stage": o.stage, "since": o.since.isoformat()})
+                for subject, o in sorted(late.items()) if subject not in open_now]
+            return open_conflicts(conn, records, now)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -425,6 +448,10 @@ def _parse(value: Any) -> datetime | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds / 3600:g} hours"
 
 
 def _when(value: datetime | None) -> str:

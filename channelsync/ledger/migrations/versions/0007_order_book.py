@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column('placed_at', UTC_TS(), nullable=True),
         sa.Column('paid_at', UTC_TS(), nullable=True),
         sa.Column('changed_at', UTC_TS(), nullable=True),
+        sa.Column('first_seen_at', UTC_TS(), nullable=True),
         sa.Column('updated_at', UTC_TS(), nullable=True),
         sa.Column('buyer', sa.String(), nullable=False),
         sa.Column('total', sa.String(), nullable=False),
@@ -112,7 +113,7 @@ def _fill_from_lines(order: sa.Table, event: sa.Table) -> None:
                        'channel_stage': '', 'local_stage': '', 'stage': stage,
                        'placed_at': None, 'paid_at': None,
                        'changed_at': changed if isinstance(changed, datetime) else None,
-                       'updated_at': now, 'buyer': '', 'total': '', 'currency': '',
+                       'first_seen_at': when, 'updated_at': now, 'buyer': '', 'total': '', 'currency': '',
                        'ordered': ordered, 'shipped': shipped, 'cancelled': cancelled})
         events.append({'channel': channel, 'order_id': order_id, 'stage': stage,
                        'previous': '', 'at': when, 'source': 'upgrade',
