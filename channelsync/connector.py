@@ -211,6 +211,7 @@ class Shipment:
     tracking: str
     key: str
     shipped_at: datetime
+    completes_order: bool = True  # nothing of the order is left to ship after this one
 
 
 @dataclass(frozen=True)

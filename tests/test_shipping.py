@@ -119,7 +119,8 @@ def test_a_partial_shipment_then_the_rest(shop: Shop) -> None:
     assert "MUG: 3 to ship but only 2 not shipped or cancelled yet" in too_many.stderr
     shop.cli("ship", "a", order_id, "--carrier", "UPS", "--tracking", "1Z998")
     assert shop.stage("a", order_id) == "shipped" and shop.stock("MUG") == (7, 0)
-    assert [sum(x.quantity for x in s.lines) for s in shop.a.shipments] == [1, 2]
+    assert [(sum(x.quantity for x in s.lines), s.completes_order)
+            for s in shop.a.shipments] == [(1, False), (2, True)]
 
 
 def test_a_lost_answer_then_a_retry_is_one_fulfilment(shop: Shop) -> None:

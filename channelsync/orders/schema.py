@@ -76,6 +76,7 @@ class ShipmentRow(SQLModel, table=True):
     carrier: str = ""
     tracking: str = ""
     lines: str = "[]"  # JSON: [{"line_id", "channel_sku", "sku", "quantity"}]
+    completes: bool = True  # nothing of the order was left to ship after it
     state: str = "queued"  # queued | confirmed | refused
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()

@@ -77,15 +77,18 @@ def record_shipment(
     picked = _pick_lines(conn, channel, order_id, lines)
     applied = ship_lines(conn, channel, order_id, {x["line_id"]: x["quantity"] for x in picked},
                          master_sku=master_sku, now=now)
+    book.record(conn, channel, (), [order_id], now=now, source=source)
+    after = conn.execute(sa.select(order_t.c.stage, order_t.c.ordered, order_t.c.shipped,
+                                   order_t.c.cancelled).where(
+        order_t.c.channel == channel, order_t.c.order_id == order_id)).one()
+    stage = after.stage
     shipment_id = conn.execute(shipment_t.insert().values(
         key=key, channel=channel, order_id=order_id, carrier=carrier, tracking=tracking,
-        lines=json.dumps(picked), state="queued", attempts=0, next_attempt_at=now,
-        created_at=now, ref="", last_error="", source=source[:200],
+        lines=json.dumps(picked), completes=after.shipped >= after.ordered - after.cancelled,
+        state="queued", attempts=0, next_attempt_at=now, created_at=now, ref="",
+        last_error="", source=source[:200],
     )).inserted_primary_key
     assert shipment_id is not None
-    book.record(conn, channel, (), [order_id], now=now, source=source)
-    stage = conn.execute(sa.select(order_t.c.stage).where(
-        order_t.c.channel == channel, order_t.c.order_id == order_id)).scalar_one()
     return Recorded(int(shipment_id[0]), key, sum(x["quantity"] for x in picked), stage,
                     applied=applied)
 

@@ -81,7 +81,8 @@ def _shipment(row: dict[str, object]) -> Shipment:
     shipped_at = row["created_at"]
     assert shipped_at is not None
     return Shipment(str(row["order_id"]), lines, str(row["carrier"]), str(row["tracking"]),
-                    str(row["key"]), shipped_at)  # type: ignore[arg-type]
+                    str(row["key"]), shipped_at,  # type: ignore[arg-type]
+                    completes_order=bool(row["completes"]))
 
 
 def _record(engine: PushContext, channel: str, row: dict[str, object], result: ShipmentResult,

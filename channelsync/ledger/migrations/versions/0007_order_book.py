@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column('carrier', sa.String(), nullable=False),
         sa.Column('tracking', sa.String(), nullable=False),
         sa.Column('lines', sa.String(), nullable=False),
+        sa.Column('completes', sa.Boolean(), nullable=False),
         sa.Column('state', sa.String(), nullable=False),
         sa.Column('attempts', sa.Integer(), nullable=False),
         sa.Column('next_attempt_at', UTC_TS(), nullable=True),
