@@ -9,6 +9,8 @@ it. When Shopify throttles anyway it says so two ways, both mapped to ``Throttle
 HTTP 429 (``Retry-After``) and an HTTP 200 with a ``THROTTLED`` error, where the wait is
 (requested - available) / restore rate.
 HTTP failures are mapped by ``JsonApi``, which also masks the access token in any quoted text.
+A query may name fields it can do without (``denied_ok``): an answer whose only errors are
+ACCESS_DENIED on those fields (Shopify nulls them and says so) is taken, with a warning once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
@@ -113,6 +115,7 @@ class GraphQLClient:
                             transport=transport, secrets=[token.get_secret_value()])
         self._status: ThrottleStatus | None = None
         self._log = logging.getLogger(f"{__name__}.{channel}")
+        self._denied_warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"GraphQLClient({self._api!r})"
@@ -121,8 +124,10 @@ class GraphQLClient:
     def status(self) -> ThrottleStatus | None:
         return self._status
 
-    def run(self, query: Query, variables: Mapping[str, Any], cost: int | None = None) -> Any:
-        """The ``data`` of ``query``; waits first if the bucket cannot take its cost yet."""
+    def run(self, query: Query, variables: Mapping[str, Any], cost: int | None = None, *,
+            denied_ok: Collection[str] = ()) -> Any:
+        """The ``data`` of ``query``; waits first if the bucket cannot take its cost yet.
+        ``denied_ok``: fields the answer may lack for want of an access scope."""
         self._wait(query.cost if cost is None else cost, query.name)
         what = f"POST {GRAPHQL_PATH} ({query.name})"
         body = {"query": query.text, "variables": dict(variables), "operationName": query.name}
@@ -141,7 +146,7 @@ class GraphQLClient:
         status = throttle_status(answer.get("extensions"), self._clock())
         if status is not None:
             self._status = status
-        if answer.get("errors"):
+        if answer.get("errors") and not self._only_denied(answer, denied_ok, query.name):
             raise self._error(what, answer)
         data = answer.get("data")
         if not isinstance(data, dict):
@@ -183,6 +188,25 @@ class GraphQLClient:
             self._log.debug("waiting %.2f s for the cost bucket before %s (cost %d)",
                             delay, name, cost)
             self._sleep(delay)
+
+    def _only_denied(self, answer: dict[str, Any], fields: Collection[str], name: str) -> bool:
+        """Whether every error is an ACCESS_DENIED on one of ``fields`` of an answer with data
+        (warned about once per field and query)."""
+        errors = answer["errors"]
+        if not fields or not isinstance(errors, list) or not isinstance(answer.get("data"), dict):
+            return False
+        denied: set[str] = set()
+        for item in errors:
+            path = item.get("path") if isinstance(item, dict) else None
+            if _code(item) != "ACCESS_DENIED" or not isinstance(path, list) or not path or \
+                    path[-1] not in fields:
+                return False
+            denied.add(str(path[-1]))
+        for field in sorted(denied - self._denied_warned):
+            self._denied_warned.add(field)
+            self._log.warning("%s: Shopify denies access to %s (%s); going on without it",
+                              name, field, self._messages(errors[:1]))
+        return True
 
     def _error(self, what: str, answer: dict[str, Any]) -> ChannelError:
         """The error an answer's top-level ``errors`` stand for."""

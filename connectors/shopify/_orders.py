@@ -13,6 +13,11 @@ A line item tells how many units were ordered (``quantity``), are still on the o
   CANCEL units);
 - cancelled = what is neither shipped nor still to fulfil (all of it unshipped once the order
   is cancelled); restocked = returned units.
+
+The order as a whole (``OrderSnapshot``, for the order book) comes from the same answer: its
+stage from the cancellation, financial and fulfilment statuses, its times, the buyer's first
+and last name and the total in the shop's currency. A header field that cannot be read is left
+empty; it never costs the order its lines.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from channelsync.connector import BadRecord, OrderLineSnapshot
+from channelsync.connector import BadRecord, OrderLineSnapshot, OrderSnapshot
 from connectors._time import parse_utc
 
 _KINDS = ("RETURN", "CANCEL", "other")  # NO_RESTOCK and LEGACY_RESTOCK: either kind of unit
 _GID = re.compile(r"gid://shopify/(?P<kind>[A-Za-z]+)/(?P<id>[1-9][0-9]*)(?:\?.*)?")
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+# Financial statuses of an order that was paid (a refund does not unpay it).
+_PAID = frozenset({"PAID", "PARTIALLY_REFUNDED", "REFUNDED"})
 
 
 class ShapeError(ValueError):
@@ -36,11 +45,13 @@ class ShapeError(ValueError):
 
 @dataclass
 class OrderLines:
-    """What one order gives: its snapshots, its unusable records, lines without a SKU."""
+    """What one order gives: its snapshots, its unusable records, lines without a SKU, and
+    the order as a whole (None when the order is unusable, or a test order that is ignored)."""
 
     lines: list[OrderLineSnapshot]
     bad: list[BadRecord]
     no_sku: int = 0
+    order: OrderSnapshot | None = None
 
 
 def gid_number(value: Any, kind: str) -> str | None:
@@ -87,10 +98,11 @@ def order_lines(
     refunded = _refunded(refund_lines)
     if not isinstance(refunded, dict):
         return OrderLines([], [BadRecord(refunded, order_id, order)])
-    result = OrderLines([], [])
     ignore = order.get("test") is True and not include_test_orders
     cancelled = order.get("cancelledAt") is not None
     status = _status(order)
+    result = OrderLines([], [], order=None if ignore else order_snapshot(
+        order_id, order, status, changed_at))
     for line in nodes(order.get("lineItems"), "lineItems"):
         if not isinstance(line.get("sku"), str) or not line["sku"].strip():
             result.no_sku += 1  # a custom item or a variant without SKU: holds no stock
@@ -101,6 +113,62 @@ def order_lines(
         else:
             result.bad.append(snap)
     return result
+
+
+def order_snapshot(
+    order_id: str, order: dict[str, Any], status: str, changed_at: datetime
+) -> OrderSnapshot:
+    """The order as a whole. ``status`` is the lines' ("<fulfilment>/<financial>", or
+    "cancelled"); ``paid_at`` is ``processedAt`` for an order that was paid: when a checkout
+    paid at once was processed, which is its payment time (an order paid later, a manual
+    payment or a later capture, shows its processing time: the schema read here has no
+    transactions)."""
+    financial = order.get("displayFinancialStatus")
+    money = _object(_object(order, "totalPriceSet"), "shopMoney")
+    return OrderSnapshot(
+        order_id=order_id,
+        status=status,
+        stage=_stage(order),
+        changed_at=changed_at,
+        placed_at=parse_utc(order.get("createdAt")),
+        paid_at=parse_utc(order.get("processedAt")) if financial in _PAID else None,
+        buyer=_buyer(order.get("customer")),
+        total=_matching(money.get("amount"), _DECIMAL),
+        currency=_matching(money.get("currencyCode"), _CURRENCY),
+    )
+
+
+def _stage(order: dict[str, Any]) -> str:
+    """What the order's statuses mean for the order book (connector.CHANNEL_STAGES)."""
+    financial = order.get("displayFinancialStatus")
+    if order.get("cancelledAt") is not None:
+        return "cancelled"
+    if financial == "REFUNDED":
+        return "returned"
+    if order.get("displayFulfillmentStatus") == "FULFILLED":
+        return "shipped"
+    if financial in ("PAID", "PARTIALLY_REFUNDED"):
+        return "paid"
+    return "received"  # pending, authorized, partially paid, expired, voided
+
+
+def _buyer(customer: Any) -> str:
+    """First and last name only (the query never asks for more: not even displayName, which
+    falls back to the email address or the phone number)."""
+    if not isinstance(customer, dict):
+        return ""  # a guest checkout, or no read_customers scope
+    names = (customer.get("firstName"), customer.get("lastName"))
+    return " ".join(n.strip() for n in names if isinstance(n, str) and n.strip())
+
+
+def _object(parent: dict[str, Any], name: str) -> dict[str, Any]:
+    """``parent[name]`` if it is an object, else an empty one."""
+    found = parent.get(name)
+    return found if isinstance(found, dict) else {}
+
+
+def _matching(value: Any, pattern: re.Pattern[str]) -> str:
+    return value if isinstance(value, str) and pattern.fullmatch(value) else ""
 
 
 def _line(

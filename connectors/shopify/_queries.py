@@ -21,7 +21,7 @@ MAX_FIRST = 250  # the largest page any connection gives
 ORDER_PAGE_SIZE = 20
 LINE_PAGE_SIZE = 10
 NESTED_REFUNDS = 2  # refunds read with each order; an order with more is read again alone
-NESTED_REFUND_LINES = 5
+NESTED_REFUND_LINES = 4  # a refund with more is read on from its cursor (RefundLines)
 ALL_REFUNDS = 250  # Order.refunds is a plain list: this is all Shopify gives
 LINE_PAGE = 250  # line items per page when an order has more than the nested page
 REFUND_LINE_PAGE = 100
@@ -33,6 +33,16 @@ NODES_PER_QUERY = 250  # ids per nodes(ids:) query
 MUTATION_COST = 10
 
 _PAGE_INFO = "pageInfo { hasNextPage endCursor }"
+# The order as a whole, for the order book: the buyer's names (never displayName, which falls
+# back to the email address or the phone number) and the total in the shop's currency.
+# presentmentMoney is not used: its one point keeps a page of orders at the requested cost
+# it had before the header was read (782 for 20 orders of 10 lines, so page sizes that were
+# valid stay valid), with the nested refund lines down from 5 to 4 paying for the rest.
+_HEADER_FIELDS = (
+    "createdAt processedAt customer { firstName lastName } "
+    "totalPriceSet { shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }"
+)
+HEADER_COST = 1 + (1 + 1 + 1)  # customer; the MoneyBag and its two MoneyV2
 _LINE_FIELDS = "id sku quantity currentQuantity unfulfilledQuantity nonFulfillableQuantity"
 _REFUND_LINE_FIELDS = "quantity restockType restocked lineItem { id }"
 _AVAILABLE = (
@@ -58,7 +68,7 @@ def _refund_cost(lines: int) -> int:
 
 def order_page_cost(orders: int, lines: int) -> int:
     """The requested cost of ``orders_query(orders, lines)``."""
-    order = 1 + (2 + lines) + NESTED_REFUNDS * _refund_cost(NESTED_REFUND_LINES)
+    order = 1 + HEADER_COST + (2 + lines) + NESTED_REFUNDS * _refund_cost(NESTED_REFUND_LINES)
     return 2 + orders * order
 
 
@@ -68,6 +78,7 @@ def orders_query(orders: int, lines: int) -> Query:
     {_PAGE_INFO}
     nodes {{
       id updatedAt cancelledAt test displayFinancialStatus displayFulfillmentStatus
+      {_HEADER_FIELDS}
       lineItems(first: {lines}) {{ {_PAGE_INFO} nodes {{ {_LINE_FIELDS} }} }}
       refunds(first: {NESTED_REFUNDS}) {{
         id

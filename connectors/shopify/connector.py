@@ -1,7 +1,8 @@
 """Shopify (Admin GraphQL API) connector.
 
 Orders come from ``orders(sortKey: UPDATED_AT, query: "updated_at:>='...'")`` with their line
-items and refunds nested (an order with more is read again on its own); quantities go out
+items and refunds nested (an order with more is read again on its own) and their header (times,
+the buyer's names, the total) for the order book; quantities go out
 through ``inventorySetQuantities`` on ``available`` at one location (``_locations`` chooses
 it), compare-and-set (``changeFromQuantity``) and idempotent (``@idempotent(key:)``); listings
 are the product variants with a SKU. A listing's ``ref`` is its inventory item gid.
@@ -27,6 +28,7 @@ from channelsync.connector import (
     ListingProblem,
     OrderLineSnapshot,
     OrderPage,
+    OrderSnapshot,
     PushItem,
     PushResult,
 )
@@ -53,6 +55,11 @@ OLDEST_API_VERSION = "2026-01"
 REQUESTS_PER_SECOND = 4.0
 BURST = 8
 LOOPBACK_NAMES = ("localhost",)
+# Fields an answer may come back without (null, with an ACCESS_DENIED error) and still count:
+# Order.customer needs the read_customers scope, and a public app Shopify's approval for
+# protected customer data (names are level 2), neither of which stock sync needs; without
+# them the orders still sync, only without the buyer's name.
+OPTIONAL_ACCESS = frozenset({"customer", "firstName", "lastName"})
 ORDERS_WITHOUT_READ_ALL = timedelta(days=60)  # what an app without read_all_orders sees
 
 
@@ -142,7 +149,8 @@ class ShopifyConnector:
                 "shows only the last %d days: older open orders hold no stock", since.date(),
                 ORDERS_WITHOUT_READ_ALL.days)
         search = f"updated_at:>='{format_utc(since, '%Y-%m-%dT%H:%M:%SZ')}'"
-        data = self._gql.run(self._orders_query, {"query": search, "after": page})
+        data = self._gql.run(self._orders_query, {"query": search, "after": page},
+                             denied_ok=OPTIONAL_ACCESS)
         try:
             orders = nodes(data.get("orders"), "orders")
             following = next_cursor(data["orders"], "orders")
@@ -150,6 +158,7 @@ class ShopifyConnector:
             raise self._gql.malformed(f"orders: {exc}", str(data)) from exc
         lines: list[OrderLineSnapshot] = []
         bad: list[BadRecord] = []
+        headers: list[OrderSnapshot] = []
         stamps: list[datetime] = []
         no_sku = 0
         for raw in orders:
@@ -161,13 +170,16 @@ class ShopifyConnector:
                 lines += mapped.lines
                 bad += mapped.bad
                 no_sku += mapped.no_sku
+                if mapped.order is not None:
+                    headers.append(mapped.order)
         self._log.debug("orders since %s: %d orders, %d lines, %d bad, %d lines without sku",
                         search, len(orders), len(lines), len(bad), no_sku)
         # Sorted by update time, every order not read yet changed at or after the newest
         # one on this page (one changing meanwhile moves to the end), so the cursor may move
         # there: the engine pulls from the cursor minus the overlap.
         resume_at = max([*stamps, since]) if stamps else None
-        return OrderPage(lines, following, resume_at, bad, channel_now=self._gql.server_time)
+        return OrderPage(lines, following, resume_at, bad, channel_now=self._gql.server_time,
+                         orders=headers)
 
     def _order(self, raw: dict[str, Any]) -> OrderLines | None:
         """The order's lines (reading its extra pages first); None if it changed meanwhile."""

@@ -1,6 +1,7 @@
 """WooCommerce (REST API v3) connector.
 
-Orders come from ``GET /orders`` sorted by modification time; quantities go out through the
+Orders come from ``GET /orders`` sorted by modification time, each as its line snapshots and
+one ``OrderSnapshot`` (status, times, the buyer's name, total); quantities go out through the
 product and variation batch endpoints; listings are read from ``/products`` and each variable
 product's ``/variations``. A listing's ``ref`` is ``"<product id>"`` for a product and
 ``"<parent id>/<variation id>"`` for a variation.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeGuard
@@ -24,6 +25,7 @@ from channelsync.connector import (
     ChannelListing,
     OrderLineSnapshot,
     OrderPage,
+    OrderSnapshot,
     PushItem,
     PushResult,
 )
@@ -62,6 +64,23 @@ STATUS_OUTCOME: dict[str, Outcome] = {
     "checkout-draft": "ignore",
 }
 
+# What each status means for the order book (connector.CHANNEL_STAGES). A checkout draft is
+# a cart, not an order: it has no snapshot.
+STATUS_STAGE: dict[str, str] = {
+    "pending": "received",
+    "on-hold": "received",
+    "processing": "paid",
+    "completed": "shipped",
+    "cancelled": "cancelled",
+    "failed": "cancelled",
+    "refunded": "returned",
+}
+# An order's fields that hold the buyer's address, email, phone or browser: never kept, not
+# even in a bad record's copy of the order.
+PERSONAL_FIELDS = frozenset({"billing", "shipping", "customer_note", "customer_ip_address",
+                             "customer_user_agent"})
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 _ORDER_TOKEN = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)~((?:[1-9][0-9]*,?)*)")
 _REF = re.compile(r"(?:([1-9][0-9]*)/)?([1-9][0-9]*)")
 
@@ -137,6 +156,7 @@ class WooCommerceConnector:
         response = self._api.get_list("/orders", params)
         lines: list[OrderLineSnapshot] = []
         bad: list[BadRecord] = []
+        orders: list[OrderSnapshot] = []
         changed: dict[str, datetime] = {}
         for raw in response.body:
             order_lines, order_bad, changed_at = _parse_order(raw)
@@ -144,11 +164,14 @@ class WooCommerceConnector:
             bad += order_bad
             if changed_at and _is_id(raw.get("id")):
                 changed[str(raw["id"])] = changed_at
-        self._log.debug("orders after %s (%d excluded): %d lines, %d bad", after, len(seen),
-                        len(lines), len(bad))
+                header = _order_snapshot(raw, changed_at, order_bad)
+                if header is not None:
+                    orders.append(header)
+        self._log.debug("orders after %s (%d excluded): %d orders, %d lines, %d bad", after,
+                        len(seen), len(orders), len(lines), len(bad))
         following = _next_order_page(response, after, seen, changed)
         return OrderPage(lines, following, max(changed.values(), default=None), bad,
-                         channel_now=http_date(response.headers))
+                         channel_now=http_date(response.headers), orders=orders)
 
     # -- listings -------------------------------------------------------------------------
 
@@ -265,19 +288,63 @@ class WooCommerceConnector:
 def _parse_order(raw: Any) -> tuple[list[OrderLineSnapshot], list[BadRecord], datetime | None]:
     """An order's line snapshots, its unusable records and its modification time."""
     if not isinstance(raw, dict) or not _is_id(raw.get("id")):
-        return [], [BadRecord("order without an id", "?", raw)], None
+        return [], [BadRecord("order without an id", "?", _impersonal(raw))], None
     key = str(raw["id"])
     changed_at = _parse_time(raw.get("date_modified_gmt"))
     status, items = raw.get("status"), raw.get("line_items")
     if changed_at is None:
-        return [], [BadRecord("order without a valid date_modified_gmt", key, raw)], None
+        return [], [BadRecord("order without a valid date_modified_gmt", key,
+                              _impersonal(raw))], None
     if not isinstance(items, list):
-        return [], [BadRecord("order without line_items", key, raw)], changed_at
+        return [], [BadRecord("order without line_items", key, _impersonal(raw))], changed_at
     if status not in STATUS_OUTCOME:
-        return [], [BadRecord(f"unknown order status {status!r}", key, raw)], changed_at
+        return [], [BadRecord(f"unknown order status {status!r}", key, _impersonal(raw))], \
+            changed_at
     parsed = [_parse_line(key, status, changed_at, item) for item in items]
     lines = [p for p in parsed if isinstance(p, OrderLineSnapshot)]
     return lines, [p for p in parsed if isinstance(p, BadRecord)], changed_at
+
+
+def _order_snapshot(
+    raw: dict[str, Any], changed_at: datetime, bad: list[BadRecord]
+) -> OrderSnapshot | None:
+    """The order as a whole, for one whose lines were read (None for a checkout draft or an
+    order refused whole). A header field that cannot be read is left empty: the order and
+    its lines still count."""
+    order_id, status = str(raw["id"]), raw.get("status")
+    if not isinstance(status, str) or status not in STATUS_STAGE or any(
+            record.key == order_id for record in bad):
+        return None
+    return OrderSnapshot(
+        order_id=order_id,
+        status=status,
+        stage=STATUS_STAGE[status],
+        changed_at=changed_at,
+        placed_at=_parse_time(raw.get("date_created_gmt")),
+        paid_at=_parse_time(raw.get("date_paid_gmt")),
+        buyer=_buyer(raw.get("billing")),
+        total=_checked(raw.get("total"), _DECIMAL.fullmatch),
+        currency=_checked(raw.get("currency"), _CURRENCY.fullmatch),
+    )
+
+
+def _buyer(billing: Any) -> str:
+    """The billing first and last name, and nothing else of the billing address."""
+    if not isinstance(billing, dict):
+        return ""
+    names = (billing.get("first_name"), billing.get("last_name"))
+    return " ".join(n.strip() for n in names if isinstance(n, str) and n.strip())
+
+
+def _checked(value: Any, valid: Callable[[str], object]) -> str:
+    return value if isinstance(value, str) and valid(value) else ""
+
+
+def _impersonal(raw: Any) -> Any:
+    """An order as a bad record keeps it: without the buyer's address, email and phone."""
+    if not isinstance(raw, dict):
+        return raw
+    return {k: v for k, v in raw.items() if k not in PERSONAL_FIELDS}
 
 
 def _parse_line(

@@ -10,22 +10,54 @@ then fulfilled ones (money only).
 Each change first keeps a copy of the order as it was (`Order.previous`), so that a faulty
 page of orders can show it stale; `Order.row()` is the order as `GET /_sandbox/orders`
 lists it.
+
+Each order has a customer, a first and last name drawn from a small fixed list by the
+emulator's seed and the order's number (never from the fault plan's random draws); one
+customer per name, as a returning buyer is. Customers have no address, email or phone here.
+Each line keeps its variant's price when placed; the order's total (`totalPriceSet`) is the
+sum of the lines as ordered, in the shop's currency (no tax, shipping or discounts, and
+guessed: edits and refunds leave it, as "before returns" says).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 from connectors.shopify.emulator.state import PRIMARY, Listing, Store, gid, stamp
 
-__all__ = ["FINANCIAL_STATUSES", "Line", "Order", "OrderBook", "Refund", "RefundLine"]
+__all__ = ["FINANCIAL_STATUSES", "Customer", "Line", "Order", "OrderBook", "Refund",
+           "RefundLine", "buyer_name"]
 
 FINANCIAL_STATUSES = ("PAID", "PENDING", "AUTHORIZED", "PARTIALLY_PAID")  # for sandbox orders
 PAID = frozenset({"PAID", "PARTIALLY_PAID", "PARTIALLY_REFUNDED", "REFUNDED"})
 RESTOCK_TYPES = ("CANCEL", "RETURN", "NO_RESTOCK")
+FIRST_NAMES = ("Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiroshi", "Ines",
+               "Jonas", "Kaja", "Luis")
+LAST_NAMES = ("Achterberg", "Bianchi", "Costa", "Dubois", "Eriksen", "Fischer", "García",
+              "Hansen", "Ivanova", "Jansen", "Kowalski", "Lindqvist")
+
+
+def buyer_name(seed: int | None, number: int) -> tuple[str, str]:
+    """(first name, last name) of the buyer of order `number` (#1001...): the same for the
+    same seed and order."""
+    draw = random.Random(f"shopify-buyer/{seed}/{number}")
+    return draw.choice(FIRST_NAMES), draw.choice(LAST_NAMES)
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    first_name: str
+    last_name: str
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
 
 
 @dataclass
@@ -37,6 +69,7 @@ class Line:
     removed: int = 0  # by order edits (always unfulfilled units)
     refunded_unfulfilled: int = 0  # refunded before fulfilment: Shopify's non-fulfillable units
     refunded_fulfilled: int = 0
+    price: Decimal = Decimal("0")  # the variant's price when the order was placed
 
     @property
     def current(self) -> int:
@@ -91,6 +124,8 @@ class Order:
     cancelled: datetime | None = None
     cancel_reason: str | None = None
     processed_at: datetime | None = None  # set when placed: an order imported from elsewhere
+    customer: Customer | None = None
+    currency: str = "EUR"
     # as it was before its latest change, for a page that shows it stale
     previous: Order | None = field(default=None, repr=False, compare=False)
 
@@ -106,6 +141,10 @@ class Order:
     @property
     def processed(self) -> datetime:
         return self.processed_at or self.created
+
+    @property
+    def total(self) -> Decimal:
+        return sum((x.price * x.quantity for x in self.lines), Decimal("0"))
 
     def line_for(self, sku: Any) -> Line:
         found = next((x for x in self.lines if x.listing.sku == sku), None)
@@ -148,9 +187,11 @@ class Order:
 
 
 class OrderBook:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, seed: int | None = None, currency: str = "EUR") -> None:
         self.store = store
         self.orders: dict[int, Order] = {}
+        self.seed, self.currency = seed, currency
+        self._customers: dict[tuple[str, str], Customer] = {}
         self._number = 1000
 
     def get(self, order_id: Any) -> Order:
@@ -181,13 +222,21 @@ class OrderBook:
         moment = self.store.tick(now)
         self._number += 1
         order = Order(self.store.next_id(), self._number, moment, moment, test, financial, [],
-                      processed_at=processed)
+                      processed_at=processed, customer=self._customer(self._number),
+                      currency=self.currency)
         for sku, quantity in wanted.items():
             listing = self.store.by_sku[sku]
-            order.lines.append(Line(self.store.next_id(), listing, quantity))
+            order.lines.append(Line(self.store.next_id(), listing, quantity,
+                                    price=listing.price))
             listing.move(moment, available=-quantity, committed=quantity)
         self.orders[order.id] = order
         return order
+
+    def _customer(self, number: int) -> Customer:
+        name = buyer_name(self.seed, number)
+        if name not in self._customers:
+            self._customers[name] = Customer(self.store.next_id(), *name)
+        return self._customers[name]
 
     def cancel(self, order: Order, now: datetime) -> dict[str, Any]:
         if order.cancelled is not None:

@@ -18,7 +18,14 @@ from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema, build_schem
 from graphql.execution.values import get_argument_values
 
 from connectors.shopify.emulator.inventory import Change, Group, Inventory
-from connectors.shopify.emulator.orders import Line, Order, OrderBook, Refund, RefundLine
+from connectors.shopify.emulator.orders import (
+    Customer,
+    Line,
+    Order,
+    OrderBook,
+    Refund,
+    RefundLine,
+)
 from connectors.shopify.emulator.search import Page, order_filter, page, sku_filter
 from connectors.shopify.emulator.state import (
     PRIMARY,
@@ -26,6 +33,7 @@ from connectors.shopify.emulator.state import (
     Listing,
     Location,
     Store,
+    decimal_text,
     gid,
     parse_gid,
     split_gid,
@@ -36,6 +44,7 @@ __all__ = ["Context", "PageFaults", "shopify_schema"]
 
 SCHEMA = Path(__file__).parents[1] / "schema.graphql"  # shared with the connector's tests
 SHOP_NAME, SHOP_DOMAIN = "channelsync sandbox", "channelsync-sandbox.myshopify.com"
+ACCESS_SCOPES = "https://shopify.dev/api/usage/access-scopes"
 View = dict[str, Any]
 Served = tuple[Order, str]  # an order on a page and its cursor
 # (a page's rows, the row as it was before its latest change) -> the rows as served
@@ -58,6 +67,7 @@ class Context:
     items_updated: Callable[[int], None]
     before_set_quantities: Callable[[], None] | None = None
     page_faults: PageFaults = _no_faults  # how a page of orders is served
+    read_customers: bool = True  # the token's read_customers scope: Order.customer needs it
 
 
 def _ctx(info: GraphQLResolveInfo) -> Context:
@@ -142,6 +152,16 @@ def order_view(order: Order) -> View:
     def refunds(info: GraphQLResolveInfo, first: int | None = None) -> list[View]:
         return [refund_view(r) for r in order.refunds[:first]]
 
+    def customer(info: GraphQLResolveInfo) -> View | None:
+        if not _ctx(info).read_customers:  # null, and an error with its path, as Shopify does
+            raise GraphQLError(
+                "Access denied for customer field. Required access: `read_customers` access "
+                "scope.", extensions={"code": "ACCESS_DENIED", "documentation": ACCESS_SCOPES,
+                                      "requiredAccess": "`read_customers` access scope."})
+        return customer_view(order.customer) if order.customer is not None else None
+
+    money = {"amount": decimal_text(order.total), "currencyCode": order.currency}
+
     return {"__typename": "Order", "id": gid("Order", order.id), "name": f"#{order.number}",
             "createdAt": stamp(order.created), "processedAt": stamp(order.processed),
             "updatedAt": stamp(order.updated),
@@ -149,7 +169,15 @@ def order_view(order: Order) -> View:
             "closed": order.cancelled is not None,  # guessed: only cancelled orders are closed
             "test": order.test, "displayFinancialStatus": order.financial,
             "displayFulfillmentStatus": order.fulfillment_status, "lineItems": line_items,
-            "refunds": refunds}
+            "refunds": refunds, "customer": customer,
+            # a one-currency shop: the buyer saw the shop's prices
+            "totalPriceSet": {"shopMoney": money, "presentmentMoney": dict(money)}}
+
+
+def customer_view(customer: Customer) -> View:
+    return {"__typename": "Customer", "id": gid("Customer", customer.id),
+            "firstName": customer.first_name, "lastName": customer.last_name,
+            "displayName": customer.display_name}
 
 
 def line_view(line: Line) -> View:

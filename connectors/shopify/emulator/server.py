@@ -14,7 +14,11 @@ Shopify (see the Shopify section of channels.md in the shared notes):
 - orders search `updated_at:>'...'` compares whole seconds, as updatedAt shows them; keyset
   cursors, so an order changing between two pages never hides another; without a sortKey
   orders come by processedAt, locations by name;
-- `locations` lists active locations only, unless `includeInactive: true`.
+- `locations` lists active locations only, unless `includeInactive: true`;
+- an order's `customer` (first and last name from a fixed list, seeded) needs the token's
+  `read_customers` scope: without it (`read_customers=False`) it is null with an
+  ACCESS_DENIED error; `totalPriceSet` is the sum of the lines at their variants' prices, in
+  the shop's `currency`; `processedAt` is when it was placed (or the `processed_at` given).
 Injected page faults (duplicates, shuffles, stale versions) hit pages of `orders` only; a
 page keeps its real `endCursor`. A lost answer is only ever an `inventorySetQuantities` one.
 Extra control routes: `POST /_sandbox/orders` also takes `"test": true`,
@@ -24,7 +28,7 @@ Extra control routes: `POST /_sandbox/orders` also takes `"test": true`,
 `/edit` `{"sku", "quantity"}`. `POST /_sandbox/locations` `{"name", "active",
 "fulfills_online_orders", "ships_inventory", "fulfillment_service"}` adds a location or changes
 the named one's flags; `GET /_sandbox/locations` lists them all.
-Listings take `"location"` (a location name), `"tracked"`, `"stocked"` and `"title"`.
+Listings take `"location"` (a location name), `"tracked"`, `"stocked"`, `"title"` and `"price"`.
 """
 
 from __future__ import annotations
@@ -86,9 +90,11 @@ class ShopifyEmulator(Emulator):
     def __init__(self, *, access_token: str | None = None, api_version: str = "2026-10",
                  seed: int | None = None, clock: Callable[[], datetime] | None = None,
                  bucket_size: float = 2000.0, restore_rate: float = 100.0,
-                 monotonic: Callable[[], float] | None = None) -> None:
+                 monotonic: Callable[[], float] | None = None, currency: str = "EUR",
+                 read_customers: bool = True) -> None:
         super().__init__(seed=seed, clock=clock)
         self.access_token, self.api_version = access_token, api_version
+        self.currency, self.read_customers = currency, read_customers
         self.bucket_size, self.restore_rate = bucket_size, restore_rate
         self.monotonic = monotonic or time.monotonic
         self.before_set_quantities: Callable[[], None] | None = None
@@ -104,7 +110,7 @@ class ShopifyEmulator(Emulator):
     def reset(self) -> None:
         with self.lock:
             self.store = Store()
-            self.book = OrderBook(self.store)
+            self.book = OrderBook(self.store, seed=self._seed, currency=self.currency)
             self.inventory = Inventory(self.store)
             self.bucket = Bucket(self.bucket_size, self.restore_rate, self.monotonic)
 
@@ -134,7 +140,7 @@ class ShopifyEmulator(Emulator):
             self._requests[f"graphql:{extra}"] += 1
         context = Context(self.store, self.book, self.inventory, self._now,
                           self.count_items_updated, self.before_set_quantities,
-                          self.page_faults)
+                          self.page_faults, self.read_customers)
         status, body = answer(request.json(), self.bucket, context)
         return status, body, {"X-Shopify-API-Version": request.params["version"]}
 

@@ -9,20 +9,24 @@ level per location where it is stocked. A level keeps `available` and `committed
 their sum (the emulator has no incoming, reserved, damaged... units). Orders live in
 `orders`. Every object number comes from one counter, so a variant, its inventory item
 and an order never share a number (a client that mixes them up finds nothing).
+A variant has a price (`"price"` when the listing is set, else a fixed one derived from its
+SKU), in the shop's currency.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
 from channelsync.sandbox.emulator import BadRequest
 
 __all__ = ["LOCATION_FLAGS", "PRIMARY", "QUANTITY_NAMES", "Level", "Listing", "Location",
-           "Store", "gid", "parse_gid", "split_gid", "stamp"]
+           "Store", "decimal_text", "gid", "parse_gid", "split_gid", "stamp"]
 
 PRIMARY = 1  # the primary location's number: where online orders take their stock
 # the control API's names for a location's flags -> Location attributes
@@ -31,7 +35,7 @@ LOCATION_FLAGS = {"active": "active", "fulfills_online_orders": "fulfills_online
                   "fulfillment_service": "fulfillment_service"}
 QUANTITY_NAMES = ("available", "committed", "damaged", "incoming", "on_hand", "quality_control",
                   "reserved", "safety_stock")
-LISTING_FIELDS = frozenset({"location", "tracked", "stocked", "title"})
+LISTING_FIELDS = frozenset({"location", "tracked", "stocked", "title", "price"})
 _GID = re.compile(r"gid://shopify/(?P<kind>[A-Za-z]+)/(?P<number>[0-9]+)(?:\?(?P<query>.*))?")
 
 
@@ -51,6 +55,29 @@ def parse_gid(value: Any, kind: str) -> int | None:
     """The number of a global id of that kind, or None."""
     found = split_gid(value)
     return found[1] if found is not None and found[0] == kind else None
+
+
+def decimal_text(amount: Decimal) -> str:
+    """Shopify's Decimal: a string, at least one decimal ("25.0", "12.5", "9.99")."""
+    text = format(amount.normalize(), "f")
+    return text if "." in text else f"{text}.0"
+
+
+def default_price(sku: str) -> Decimal:
+    """A variant's price when none was given: 5.00 to 99.99, fixed by its SKU."""
+    return Decimal(500 + zlib.crc32(sku.encode()) % 9500) / 100
+
+
+def _price(value: Any) -> Decimal:
+    price = None
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            price = Decimal(str(value))
+        except InvalidOperation:
+            price = None
+    if price is None or not price.is_finite() or price < 0:
+        raise BadRequest(f'"price" must be a decimal number >= 0, got {value!r}')
+    return price.quantize(Decimal("0.01"))
 
 
 def stamp(moment: datetime | None) -> str | None:
@@ -105,6 +132,7 @@ class Listing:
     tracked: bool = True
     levels: dict[int, Level] = field(default_factory=dict)  # by location number
     deleted: bool = False
+    price: Decimal = Decimal("0")
 
     def move(self, moment: datetime, available: int = 0, committed: int = 0) -> None:
         """Move units at the primary location; untracked items and unstocked locations keep
@@ -177,15 +205,18 @@ class Store:
             if not isinstance(extra.get(flag, True), bool):
                 raise BadRequest(f'"{flag}" must be true or false')
         location = self.location_named(extra.get("location", "Shop location"))
+        price = _price(extra["price"]) if "price" in extra else None
         moment = self.tick(now)
         listing = self.by_sku.get(sku)
         if listing is None:
             listing = Listing(self.next_id(), self.next_id(), sku, str(extra.get("title") or sku),
-                              moment, moment)
+                              moment, moment, price=default_price(sku))
             self.by_sku[sku] = self.by_variant[listing.variant_id] = listing
             self.by_item[listing.item_id] = listing
         listing.tracked = extra.get("tracked", listing.tracked)
         listing.title = str(extra.get("title") or listing.title)
+        if price is not None:
+            listing.price = price
         listing.updated = moment
         if extra.get("stocked", True) is False:
             listing.levels.pop(location.id, None)
@@ -214,5 +245,6 @@ class Store:
                               for n, level in sorted(listing.levels.items())},
                 "committed": primary.committed if primary is not None else None,
                 "on_hand": primary.on_hand if primary is not None else None,
+                "price": decimal_text(listing.price),
             })
         return out

@@ -1,22 +1,44 @@
 """The WooCommerce emulator's orders: the order, the copy of itself it keeps for stale pages,
 and its row for ``GET /_sandbox/orders``.
 
-An order changes only by its status, so a copy of the order taken just before a status change
-is the version a stale page shows. Line items never change once placed, so the copy shares
-them.
+An order changes only by its status (and the payment date its first paid status sets), so a
+copy of the order taken just before a status change is the version a stale page shows. Line
+items never change once placed, so the copy shares them.
+
+Each order has a buyer: a first and last name drawn from a small fixed list by the emulator's
+seed and the order's id (never from the fault plan's random draws, so faults replay the
+same). Emulated buyers have no address, email or phone: those billing fields are empty.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["LineItem", "Order", "earlier"]
+__all__ = ["LineItem", "Order", "buyer_name", "earlier", "money"]
+
+FIRST_NAMES = ("Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiroshi", "Ines",
+               "Jonas", "Kaja", "Luis")
+LAST_NAMES = ("Achterberg", "Bianchi", "Costa", "Dubois", "Eriksen", "Fischer", "García",
+              "Hansen", "Ivanova", "Jansen", "Kowalski", "Lindqvist")
 
 # Statuses whose units never leave (or no longer wait for) the shelf. A checkout draft is a
 # cart, not a sale: it holds nothing, and a client reading the API ignores it.
 ENDED = frozenset({"cancelled", "failed", "refunded", "checkout-draft"})
+
+
+def buyer_name(seed: int | None, order_id: int) -> tuple[str, str]:
+    """(first name, last name) of an order's buyer: the same for the same seed and order."""
+    draw = random.Random(f"woocommerce-buyer/{seed}/{order_id}")
+    return draw.choice(FIRST_NAMES), draw.choice(LAST_NAMES)
+
+
+def money(amount: Decimal) -> str:
+    """WooCommerce's amounts: a decimal string with the store's two decimals."""
+    return f"{amount:.2f}"
 
 
 @dataclass
@@ -27,6 +49,11 @@ class LineItem:
     sku: str
     quantity: int
     name: str
+    price: Decimal = Decimal("0")  # the unit price when the order was placed
+
+    @property
+    def total(self) -> Decimal:
+        return self.price * self.quantity
 
 
 @dataclass
@@ -38,11 +65,19 @@ class Order:
     line_items: list[LineItem]
     stock_reduced: bool = False  # WooCommerce's _order_stock_reduced flag
     completed: datetime | None = None
+    paid: datetime | None = None  # date_paid: set when it first became processing or completed
+    buyer: tuple[str, str] = ("", "")  # billing first and last name
+    currency: str = "EUR"
     # as it was before its latest status change, for a page that shows it stale
     previous: Order | None = field(default=None, repr=False, compare=False)
 
     def keep_previous(self) -> None:
         self.previous = replace(self, previous=None)
+
+    @property
+    def total(self) -> Decimal:
+        """No taxes, shipping or discounts in the emulator: the sum of the line totals."""
+        return sum((i.total for i in self.line_items), Decimal("0"))
 
     @property
     def shipped(self) -> bool:

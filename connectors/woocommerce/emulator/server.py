@@ -13,6 +13,15 @@ Behaviour copied from WooCommerce (see docs/channels.md, WooCommerce section):
   believes it is on HTTPS); so are `consumer_key`/`consumer_secret` query parameters when the
   request carries `X-Forwarded-Proto: https`.
 Deliberately stricter than WooCommerce: a negative `stock_quantity` is refused (rest_invalid_param).
+Orders carry what a client shows of them: the store's currency, a total that is the sum of the
+line totals (each line at its product's price when placed; no tax, shipping or discounts), a
+`date_paid_gmt` from the first time the order became processing or completed (WooCommerce's
+paid statuses; it stays through a later cancellation or refund) and a billing first and last
+name (orders.buyer_name; address, email and phone fields are there, empty). A listing's
+`"price"` (a decimal >= 0) sets its product's price; without one a product has a fixed price
+derived from its SKU. `POST /_sandbox/orders` also takes `"status"`: "processing" (the
+default: paid at once), "on-hold" (awaiting a bank transfer: stock reduced, not paid) or
+"pending" (awaiting payment: stock not reduced); `PUT /orders/{id}` moves it on.
 Injected page faults (duplicates, shuffles, stale versions) hit pages of orders only, and leave
 X-WP-Total and the Link header true; a lost answer is only ever that of a product, variation
 or order write. `GET /_sandbox/orders` lists every order as the store holds it.
@@ -24,13 +33,16 @@ import base64
 import hashlib
 import hmac
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlencode
 
 from channelsync.sandbox.emulator import (
+    BadRequest,
     Conflict,
     Emulator,
     NotFound,
@@ -39,8 +51,9 @@ from channelsync.sandbox.emulator import (
     Response,
     SandboxError,
     route,
+    sku_quantity,
 )
-from connectors.woocommerce.emulator.orders import LineItem, Order, earlier
+from connectors.woocommerce.emulator.orders import LineItem, Order, buyer_name, earlier, money
 
 __all__ = ["WooCommerceEmulator"]
 
@@ -51,6 +64,8 @@ ORDER = rf"{API}/orders/(?P<id>\d+)"
 STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed",
             "checkout-draft")
 REDUCES_STOCK = frozenset({"processing", "on-hold", "completed"})
+PAID_STATUSES = frozenset({"processing", "completed"})  # wc_get_is_paid_statuses()
+PLACED_STATUSES = ("processing", "on-hold", "pending")  # what a sandbox order may be placed as
 RESTORES_STOCK = frozenset({"cancelled", "pending"})
 BATCH_LIMIT = 100
 MAX_PER_PAGE = 100
@@ -80,6 +95,22 @@ def fmt(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") if moment else None
 
 
+def default_price(sku: str) -> Decimal:
+    """A product's price when none was given: 5.00 to 99.99, fixed by its SKU."""
+    return Decimal(500 + zlib.crc32(sku.encode()) % 9500) / 100
+
+
+def _price(value: Any) -> Decimal:
+    try:
+        price = Decimal(str(value)) if isinstance(value, int | float | str) and not isinstance(
+            value, bool) else None
+    except InvalidOperation:
+        price = None
+    if price is None or not price.is_finite() or price < 0:
+        raise BadRequest(f'"price" must be a decimal number >= 0, got {value!r}')
+    return price.quantize(Decimal("0.01"))
+
+
 def oauth_encode(text: str) -> str:
     return quote(text, safe="-._~")  # RFC 3986 unreserved characters only
 
@@ -96,6 +127,7 @@ class Product:
     stock_quantity: int | None = None
     parent_id: int = 0
     variations: list[int] = field(default_factory=list)
+    price: Decimal = Decimal("0")
 
 
 class WooCommerceEmulator(Emulator):
@@ -107,9 +139,11 @@ class WooCommerceEmulator(Emulator):
         "update_order"})
 
     def __init__(self, *, consumer_key: str | None = None, consumer_secret: str | None = None,
-                 seed: int | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 seed: int | None = None, clock: Callable[[], datetime] | None = None,
+                 currency: str = "EUR") -> None:
         super().__init__(seed=seed, clock=clock)
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
+        self.currency = currency  # the store's currency (WooCommerce > Settings > General)
         self.reset()
 
     @classmethod
@@ -168,6 +202,8 @@ class WooCommerceEmulator(Emulator):
         order.status, order.modified = status, self._tick()
         if status == "completed":
             order.completed = order.modified
+        if status in PAID_STATUSES and order.paid is None:  # WC_Order::maybe_set_date_paid
+            order.paid = order.modified
         if status in REDUCES_STOCK and not order.stock_reduced:
             self._move_stock(order, -1)
             order.stock_reduced = True
@@ -178,10 +214,11 @@ class WooCommerceEmulator(Emulator):
     # -- sandbox hooks ----------------------------------------------------------------------
 
     def set_listing(self, sku: str, quantity: int, extra: dict[str, Any]) -> None:
-        unknown = set(extra) - {"parent_sku", "name"}
+        unknown = set(extra) - {"parent_sku", "name", "price"}
         if unknown or extra.get("parent_sku") in ("", sku):
-            raise SandboxError(f"woocommerce listings take parent_sku (another SKU) and name; "
-                               f"got {extra}")
+            raise SandboxError(f"woocommerce listings take parent_sku (another SKU), name and "
+                               f"price; got {extra}")
+        price = _price(extra["price"]) if "price" in extra else None
         parent_sku, product = extra.get("parent_sku"), self._by_sku(sku)
         if product is None:
             product = self._create(sku, str(extra.get("name") or sku), parent_sku)
@@ -189,6 +226,8 @@ class WooCommerceEmulator(Emulator):
                 parent_sku):
             raise Conflict(f"SKU {sku!r} exists and is not a variation of {parent_sku!r}")
         product.manage_stock, product.stock_quantity = True, quantity
+        if price is not None:
+            product.price = price
         product.modified = self._tick()
 
     def _create(self, sku: str, name: str, parent_sku: Any = None, kind: str = "simple") -> Product:
@@ -200,7 +239,8 @@ class WooCommerceEmulator(Emulator):
                 raise Conflict(f"{parent_sku!r} is a {parent.type} product, not a variable one")
             name, kind = f"{parent.name} - {sku}", "variation"
         product = Product(self._post_id(), sku, name, kind, now, now,
-                          manage_stock=kind != "variable", parent_id=parent.id if parent else 0)
+                          manage_stock=kind != "variable", parent_id=parent.id if parent else 0,
+                          price=default_price(sku))
         self._products[product.id] = product
         if parent is not None:
             parent.variations.append(product.id)
@@ -213,10 +253,24 @@ class WooCommerceEmulator(Emulator):
             if p.sku and p.manage_stock:
                 parent = {"parent_sku": self._products[p.parent_id].sku} if p.parent_id else {}
                 rows.append({"sku": p.sku, "quantity": p.stock_quantity or 0, "id": p.id,
-                             "type": p.type, **parent})
+                             "type": p.type, "price": money(p.price), **parent})
         return rows
 
-    def place_order(self, lines: list[tuple[str, int]]) -> str:
+    def control_route(self, request: Request) -> Response | None:
+        """``POST /_sandbox/orders`` with a ``"status"``; without one the shared route."""
+        body = request.json() if request.method == "POST" and request.path.rstrip(
+            "/") == "/_sandbox/orders" and request.body.strip() else None
+        if not isinstance(body, dict) or "status" not in body:
+            return None
+        lines, status = body.get("lines"), body["status"]
+        if set(body) - {"lines", "status"} or not isinstance(lines, list) or not lines or \
+                status not in PLACED_STATUSES:
+            raise BadRequest(f'an order takes "lines": [{{"sku": "MUG", "quantity": 1}}] and '
+                             f'"status": one of {", ".join(PLACED_STATUSES)}')
+        order = [sku_quantity(line, minimum=1) for line in lines]
+        return 201, {"order_id": self.place_order(order, status=status)}, {}
+
+    def place_order(self, lines: list[tuple[str, int]], status: str = "processing") -> str:
         wanted: dict[str, int] = {}
         for sku, quantity in lines:
             wanted[sku] = wanted.get(sku, 0) + quantity
@@ -232,13 +286,15 @@ class WooCommerceEmulator(Emulator):
                 raise Conflict(f"not enough stock for {sku!r}: {have} left, {quantity} asked")
             items.append(LineItem(0, product.parent_id or product.id,
                                   product.id if product.parent_id else 0, sku, quantity,
-                                  product.name))
+                                  product.name, price=product.price))
         for item in items:
             item.id, self._next_item = self._next_item, self._next_item + 1
         now = self._tick()
-        order = Order(self._post_id(), "pending", now, now, items)
+        number = self._post_id()
+        order = Order(number, "pending", now, now, items, buyer=buyer_name(self._seed, number),
+                      currency=self.currency)
         self._orders[order.id] = order
-        self._set_status(order, "processing")  # the payment went through
+        self._set_status(order, status)  # processing: the payment went through
         order.previous = None  # placing it is one change: no page shows it pending
         return str(order.id)
 
@@ -296,7 +352,8 @@ class WooCommerceEmulator(Emulator):
                 self._product_json(self._products[v])["stock_status"] == "instock"
                 for v in p.variations)
         return {"id": p.id, "name": p.name, "slug": p.sku.lower(), "type": p.type,
-                "status": "publish", "sku": p.sku, "price": "", "regular_price": "",
+                "status": "publish", "sku": p.sku, "price": money(p.price),
+                "regular_price": money(p.price), "sale_price": "",
                 "manage_stock": p.manage_stock, "stock_quantity": p.stock_quantity,
                 "stock_status": "instock" if in_stock else "outofstock", "backorders": "no",
                 "parent_id": p.parent_id, "variations": list(p.variations),
@@ -305,12 +362,26 @@ class WooCommerceEmulator(Emulator):
 
     def _order_json(self, o: Order) -> dict[str, Any]:
         lines = [{"id": i.id, "name": i.name, "product_id": i.product_id,
-                  "variation_id": i.variation_id, "quantity": i.quantity, "sku": i.sku,
-                  "subtotal": "0.00", "total": "0.00", "meta_data": []} for i in o.line_items]
-        return {"id": o.id, "parent_id": 0, "number": str(o.id), "status": o.status,
-                "currency": "EUR", "total": "0.00", "customer_id": 0,
+                  "variation_id": i.variation_id, "quantity": i.quantity, "tax_class": "",
+                  "subtotal": money(i.total), "subtotal_tax": "0.00", "total": money(i.total),
+                  "total_tax": "0.00", "taxes": [], "meta_data": [], "sku": i.sku,
+                  "price": float(i.price)} for i in o.line_items]
+        first, last = o.buyer
+        # a guest checkout's buyer: names only, the address, email and phone left empty
+        billing = {"first_name": first, "last_name": last, "company": "", "address_1": "",
+                   "address_2": "", "city": "", "state": "", "postcode": "", "country": "",
+                   "email": "", "phone": ""}
+        shipping = {k: v for k, v in billing.items() if k != "email"}
+        return {"id": o.id, "parent_id": 0, "number": str(o.id), "order_key": f"wc_order_{o.id}",
+                "created_via": "checkout", "status": o.status, "currency": o.currency,
+                "prices_include_tax": False, "discount_total": "0.00", "discount_tax": "0.00",
+                "shipping_total": "0.00", "shipping_tax": "0.00", "cart_tax": "0.00",
+                "total": money(o.total), "total_tax": "0.00", "customer_id": 0,
+                "billing": billing, "shipping": shipping, "payment_method": "",
+                "payment_method_title": "", "transaction_id": "", "customer_note": "",
                 "date_created": fmt(o.created), "date_created_gmt": fmt(o.created),
                 "date_modified": fmt(o.modified), "date_modified_gmt": fmt(o.modified),
+                "date_paid": fmt(o.paid), "date_paid_gmt": fmt(o.paid),
                 "date_completed": fmt(o.completed), "date_completed_gmt": fmt(o.completed),
                 "line_items": lines, "refunds": []}
 
