@@ -1,8 +1,27 @@
-"""Orders API 2026-01-01: the searchOrders query, its page token, and order -> line snapshots.
+"""Orders API 2026-01-01: the searchOrders query, its page token, and order -> line snapshots
+and one ``OrderSnapshot`` per order.
 
 An order's status is ``fulfillment.fulfillmentStatus`` (sent with ``includedData=FULFILLMENT``);
 each order item is one line. The Orders v0 spellings (``Pending``, ``PartiallyShipped``,
 ``Canceled``, ``InvoiceUnconfirmed``) are understood too.
+
+What the 2026-01-01 model offers for an order as a whole, and what is taken of it:
+- placed: ``createdTime``; changed: ``lastUpdatedTime``.
+- paid: nothing. The model has no payment time (``payment.paymentExecutions`` carry method
+  and amount only) and no time of the move from PENDING to UNSHIPPED, which is when Amazon
+  has authorised the payment. ``paid_at`` stays None rather than guessing from
+  ``createdTime`` or ``lastUpdatedTime`` (any later change moves the latter).
+- buyer: ``buyer.buyerName`` exists, in the BUYER dataset. Amazon counts it as the buyer's
+  personal data (PII): no Restricted Data Token is needed in 2026-01-01, but it is served
+  only to apps holding a restricted role (Tax Invoicing, Tax Remittance or, for merchant
+  orders, Direct-to-Consumer Shipping) and only once an order is UNSHIPPED or later; the
+  same dataset carries the buyer's (relay) email. It is not asked for: ``buyer`` stays empty.
+- total: the order-level amount of the model is ``proceeds.grandTotal``, in the PROCEEDS
+  dataset, which the query does not ask for (it asks FULFILLMENT only); it is read when an
+  answer has it. Otherwise the total is the sum of the items' ``product.price.unitPrice`` x
+  ``quantityOrdered`` (what the buyer pays for the goods, without shipping or tax), in their
+  currency; Amazon shows no prices while an order is PENDING, so then it stays empty.
+- delivered: only the PACKAGES dataset says so (``packageStatus``); not asked, not given.
 """
 
 from __future__ import annotations
@@ -13,9 +32,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal, TypeGuard
 
-from channelsync.connector import BadRecord, OrderLineSnapshot
+from channelsync.connector import BadRecord, OrderLineSnapshot, OrderSnapshot
 from connectors._time import format_utc
 from connectors._time import parse_utc as parse_time
 
@@ -38,7 +58,24 @@ STATUS_OUTCOME: dict[str, Outcome] = {
     "CANCELED": "cancelled",  # v0 spelling
     "UNFULFILLABLE": "ignore",  # only for Amazon-fulfilled orders placed off Amazon
 }
+# What each status means for the order book (connector.CHANNEL_STAGES). UNFULFILLABLE (an
+# Amazon-fulfilled order placed off Amazon) is none of them: such an order has no snapshot.
+STATUS_STAGE: dict[str, str] = {
+    "PENDING_AVAILABILITY": "received",  # a pre-order, payment not yet authorised
+    "PENDING": "received",
+    "UNSHIPPED": "paid",  # payment authorised, ready to ship
+    "PARTIALLY_SHIPPED": "paid",  # the book tells partly shipped from the lines
+    "SHIPPED": "shipped",
+    "INVOICE_UNCONFIRMED": "shipped",
+    "CANCELLED": "cancelled",
+    "CANCELED": "cancelled",
+}
+# Where the 2026-01-01 model puts the buyer's personal data (none of it is asked for): never
+# kept, not even in a bad record's copy of an order or an item.
+PERSONAL_ORDER_FIELDS = frozenset({"buyer", "recipient"})
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 @dataclass(frozen=True)
@@ -103,11 +140,28 @@ class Position:
         return parse_time(self.after) if self.moved else self.newest
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A page of orders read: their lines, the orders as wholes, what could not be read,
+    and the newest update."""
+
+    lines: list[OrderLineSnapshot]
+    orders: list[OrderSnapshot]
+    bad: list[BadRecord]
+    newest: datetime | None
+
+
 def parse_orders(
     raw_orders: Sequence[Any],
 ) -> tuple[list[OrderLineSnapshot], list[BadRecord], datetime | None]:
     """Every line of a page, the records that could not be read, and the newest update."""
+    parsed = parse_page(raw_orders)
+    return parsed.lines, parsed.bad, parsed.newest
+
+
+def parse_page(raw_orders: Sequence[Any]) -> Parsed:
     lines: list[OrderLineSnapshot] = []
+    headers: list[OrderSnapshot] = []
     bad: list[BadRecord] = []
     newest: datetime | None = None
     for raw in raw_orders:
@@ -115,25 +169,121 @@ def parse_orders(
         lines += order_lines
         bad += order_bad
         newest = latest(newest, changed_at)
-    return lines, bad, newest
+        header = order_snapshot(raw, order_bad)
+        if header is not None:
+            headers.append(header)
+    return Parsed(lines, headers, bad, newest)
 
 
 def parse_order(raw: Any) -> tuple[list[OrderLineSnapshot], list[BadRecord], datetime | None]:
     if not isinstance(raw, dict) or not _text(raw.get("orderId")):
-        return [], [BadRecord("order without an orderId", "?", raw)], None
+        return [], [BadRecord("order without an orderId", "?", impersonal(raw))], None
     key = raw["orderId"]
     changed_at = parse_time(raw.get("lastUpdatedTime"))
     if changed_at is None:
-        return [], [BadRecord("order without a valid lastUpdatedTime", key, raw)], None
+        return [], [BadRecord("order without a valid lastUpdatedTime", key,
+                              impersonal(raw))], None
     order = _order(key, changed_at, raw.get("fulfillment"))
     items = raw.get("orderItems")
     if isinstance(order, str):
-        return [], [BadRecord(order, key, raw)], changed_at
+        return [], [BadRecord(order, key, impersonal(raw))], changed_at
     if not isinstance(items, list):
-        return [], [BadRecord("order without orderItems", key, raw)], changed_at
+        return [], [BadRecord("order without orderItems", key, impersonal(raw))], changed_at
     parsed = [order.line(item) for item in items]
     lines = [p for p in parsed if isinstance(p, OrderLineSnapshot)]
     return lines, [p for p in parsed if isinstance(p, BadRecord)], changed_at
+
+
+def order_snapshot(raw: Any, bad: Sequence[BadRecord] = ()) -> OrderSnapshot | None:
+    """The order as a whole (see the module's docstring for what is read), for one whose
+    lines were read: None for an order refused whole (``bad`` holds a record keyed by its
+    id) or one no stage fits. A header field that cannot be read is left empty: the order
+    and its lines still count."""
+    if not isinstance(raw, dict) or not _text(raw.get("orderId")):
+        return None
+    order_id = raw["orderId"]
+    changed_at = parse_time(raw.get("lastUpdatedTime"))
+    fulfillment = raw.get("fulfillment")
+    status = fulfillment.get("fulfillmentStatus") if isinstance(fulfillment, dict) else None
+    stage = STATUS_STAGE.get(normal_status(status)) if isinstance(status, str) else None
+    if changed_at is None or stage is None or not isinstance(status, str) or any(
+            record.key == order_id for record in bad):
+        return None
+    total, currency = order_total(raw)
+    return OrderSnapshot(
+        order_id=order_id,
+        status=status,
+        stage=stage,
+        changed_at=changed_at,
+        placed_at=parse_time(raw.get("createdTime")),
+        paid_at=None,  # the model has no payment time (see the module's docstring)
+        buyer="",  # buyer.buyerName is restricted personal data: not asked for
+        total=total,
+        currency=currency,
+    )
+
+
+def order_total(raw: dict[str, Any]) -> tuple[str, str]:
+    """(amount, currency): ``proceeds.grandTotal`` when the answer has it, else the sum of
+    the items' unit prices times their quantities; ("", "") when neither can be read."""
+    proceeds = raw.get("proceeds")
+    grand = money(proceeds.get("grandTotal")) if isinstance(proceeds, dict) else None
+    if grand is not None:
+        return grand
+    items = raw.get("orderItems")
+    if not isinstance(items, list) or not items:
+        return "", ""
+    total, currencies = Decimal(0), set()
+    for item in items:
+        product = item.get("product") if isinstance(item, dict) else None
+        price = product.get("price") if isinstance(product, dict) else None
+        unit = money(price.get("unitPrice")) if isinstance(price, dict) else None
+        quantity = item.get("quantityOrdered") if isinstance(item, dict) else None
+        if unit is None or not _count(quantity):
+            return "", ""
+        total += Decimal(unit[0]) * quantity
+        currencies.add(unit[1])
+    if len(currencies) != 1:
+        return "", ""
+    return format(total, "f"), currencies.pop()
+
+
+def money(raw: Any) -> tuple[str, str] | None:
+    """A Money object's (amount, currencyCode), or None when either is missing or malformed."""
+    if not isinstance(raw, dict):
+        return None
+    amount, currency = raw.get("amount"), raw.get("currencyCode")
+    if not isinstance(amount, str) or not _AMOUNT.fullmatch(amount) \
+            or not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        return None
+    return amount, currency
+
+
+def impersonal(raw: Any) -> Any:
+    """An order as a bad record keeps it: without its buyer and recipient data sets, and
+    its items without the buyer's gift message or customisation."""
+    if not isinstance(raw, dict):
+        return raw
+    kept = {k: v for k, v in raw.items() if k not in PERSONAL_ORDER_FIELDS}
+    if isinstance(raw.get("orderItems"), list):
+        kept["orderItems"] = [impersonal_item(item) for item in raw["orderItems"]]
+    return kept
+
+
+def impersonal_item(raw: Any) -> Any:
+    """An order item without ``product.customization`` or ``fulfillment.packing.giftOption``
+    (Amazon counts the customised URL and the gift message as the buyer's personal data)."""
+    if not isinstance(raw, dict):
+        return raw
+    kept = dict(raw)
+    product, fulfillment = raw.get("product"), raw.get("fulfillment")
+    if isinstance(product, dict) and "customization" in product:
+        kept["product"] = {k: v for k, v in product.items() if k != "customization"}
+    packing = fulfillment.get("packing") if isinstance(fulfillment, dict) else None
+    if isinstance(fulfillment, dict) and isinstance(packing, dict) and "giftOption" in packing:
+        kept["fulfillment"] = {**fulfillment, "packing": {
+            k: v for k, v in packing.items() if k != "giftOption"}}
+    return kept
 
 
 def _order(order_id: str, changed_at: datetime, fulfillment: Any) -> _Order | str:
@@ -157,15 +307,17 @@ class _Order:
 
     def line(self, raw: Any) -> OrderLineSnapshot | BadRecord:
         if not isinstance(raw, dict) or not _text(raw.get("orderItemId")):
-            return BadRecord("order item without an orderItemId", f"{self.order_id}/?", raw)
+            return BadRecord("order item without an orderItemId", f"{self.order_id}/?",
+                             impersonal_item(raw))
         key = f"{self.order_id}/{raw['orderItemId']}"
         product = raw.get("product")
         sku = product.get("sellerSku") if isinstance(product, dict) else None
         ordered = raw.get("quantityOrdered")
         if not _text(sku):
-            return BadRecord("order item without product.sellerSku", key, raw)
+            return BadRecord("order item without product.sellerSku", key, impersonal_item(raw))
         if not _count(ordered):
-            return BadRecord(f"quantityOrdered {ordered!r} is not a whole number >= 0", key, raw)
+            return BadRecord(f"quantityOrdered {ordered!r} is not a whole number >= 0", key,
+                             impersonal_item(raw))
         shipped = self._shipped(raw, ordered)
         return OrderLineSnapshot(
             order_id=self.order_id,

@@ -1,7 +1,8 @@
 """Amazon (Selling Partner API) connector, over python-amazon-sp-api.
 
 - Orders: Orders API 2026-01-01 ``searchOrders`` by ``lastUpdatedAfter``, merchant-fulfilled
-  only, every page asked with the same parameters (they travel in the page string). Pages are
+  only, every page asked with the same parameters (they travel in the page string). Each
+  order gives its lines and an ``OrderSnapshot`` (what of it, see ``_orders``). Pages are
   not sorted by update time, so only the last page lets the cursor move (to the newest update
   seen); the 5-minute overlap covers the ~2 minutes orders take to become visible.
 - Quantities: up to ``feed_threshold`` items, one ``patchListingsItem`` each (``merge`` on
@@ -54,7 +55,7 @@ from connectors.amazon._listings import (
     patch_result,
     quantity_patch,
 )
-from connectors.amazon._orders import Position, parse_orders
+from connectors.amazon._orders import Position, parse_page
 from connectors.amazon._transport import CredentialsRefused, Http
 
 DEFAULT_TIMEOUT = 10.0  # the library's own default for sync clients is 5 s
@@ -185,18 +186,19 @@ class AmazonConnector:
         orders = self._api.payload("searchOrders", response).get("orders")
         if not isinstance(orders, list):
             raise self._api.malformed("searchOrders", response.payload)
-        lines, bad, newest = parse_orders(orders)
+        parsed = parse_page(orders)
         self._log.debug("orders after %s: %d orders, %d lines, %d bad", position.after,
-                        len(orders), len(lines), len(bad))
-        position = position.then(orders, newest)
+                        len(orders), len(parsed.lines), len(parsed.bad))
+        position = position.then(orders, parsed.newest)
         token = response.next_token
         if isinstance(token, str) and token:
-            return OrderPage(lines, replace(position, token=token).encode(), None, bad,
-                             channel_now=http_date(response.headers))
+            return OrderPage(parsed.lines, replace(position, token=token).encode(), None,
+                             parsed.bad, channel_now=http_date(response.headers),
+                             orders=parsed.orders)
         if position.moved:
             self._log.info("an order changed while its pages were read: the cursor stays")
-        return OrderPage(lines, None, position.resume_at(), bad,
-                         channel_now=http_date(response.headers))
+        return OrderPage(parsed.lines, None, position.resume_at(), parsed.bad,
+                         channel_now=http_date(response.headers), orders=parsed.orders)
 
     # -- listings -------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """eBay (Trading API) connector, on ebaysdk behind ``connectors.ebay._adapter``.
 
 Orders come from ``GetOrders`` by modification time (windows of at most 30 days, never older
-than 90 days, pages of 100); quantities go out through ``ReviseInventoryStatus``, four items
-per call; listings are read from ``GetMyeBaySelling``'s ActiveList. A listing's ``ref`` is
-``"<ItemID>"``, or ``"<ItemID>/<SKU>"`` for a variation.
+than 90 days, pages of 100), each as its line snapshots and one ``OrderSnapshot`` (status,
+times, the buyer's eBay user ID, total); quantities go out through ``ReviseInventoryStatus``,
+four items per call; listings are read from ``GetMyeBaySelling``'s ActiveList. A listing's
+``ref`` is ``"<ItemID>"``, or ``"<ItemID>/<SKU>"`` for a variation.
 
 Zero quantities: without the seller's out-of-stock control a listing *ends* at 0. The
 ``zero_policy`` says what to do then: ``push`` sends the 0 and eBay ends the listing (warned
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +30,7 @@ from channelsync.connector import (
     ChannelListing,
     OrderLineSnapshot,
     OrderPage,
+    OrderSnapshot,
     PushItem,
     PushResult,
 )
@@ -47,6 +50,20 @@ REQUESTS_PER_SECOND = 2.0
 BURST = 4
 
 CANCELLED = frozenset({"CancelComplete", "CancelClosedWithRefund"})
+# What order_state's answer means for the order book (connector.CHANNEL_STAGES). A buyer's
+# cancellation request (OrderStatus CancelPending) is not a cancellation until eBay says
+# Cancelled: till then the order is paid or not as its payment says. Returns and refunds
+# (a transaction's Status.ReturnStatus, MonetaryDetails.Refunds) are not read: the emulator
+# produces none, so "returned" is never given.
+STATE_STAGE = {"unpaid": "received", "paid": "paid", "shipped": "shipped",
+               "cancelled": "cancelled"}
+# Where eBay puts the buyer's name, address, email and phone: never kept, not even in a bad
+# record's copy of an order or a transaction.
+PERSONAL_ORDER_FIELDS = frozenset({"ShippingAddress", "BuyerCheckoutMessage",
+                                   "BuyerTaxIdentifier", "MultiLegShippingDetails"})
+PERSONAL_TRANSACTION_FIELDS = frozenset({"Buyer", "BuyerCheckoutMessage"})
+_AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 ORDER_NODES = ["OrderArray.Order", "OrderArray.Order.TransactionArray.Transaction"]
 LISTING_NODES = ["ActiveList.ItemArray.Item", "ActiveList.ItemArray.Item.Variations.Variation"]
 
@@ -190,26 +207,33 @@ class EbayConnector:
         }, ORDER_NODES)
         lines: list[OrderLineSnapshot] = []
         bad: list[BadRecord] = []
+        headers: list[OrderSnapshot] = []
         orders = as_list(child(reply.body, "OrderArray", "Order"))
         for raw in orders:
             order_lines, order_bad = parse_order(raw)
             lines += order_lines
             bad += order_bad
-        self._log.debug("orders %s..%s page %d: %d lines, %d bad", _ebay_time(at.start),
-                        _ebay_time(window_end), at.number, len(lines), len(bad))
+            header = order_snapshot(raw, order_bad)
+            if header is not None:
+                headers.append(header)
+        self._log.debug("orders %s..%s page %d: %d orders, %d lines, %d bad",
+                        _ebay_time(at.start), _ebay_time(window_end), at.number, len(headers),
+                        len(lines), len(bad))
         at = at.then(orders, _text(child(reply.body, "PaginationResult", "TotalNumberOfEntries")))
         now = parse_utc(reply.body.get("Timestamp"))  # eBay's clock when it answered
         if now is not None:
             self._offset = now - _aware(self._clock())
         if reply.body.get("HasMoreOrders") == "true":
-            return OrderPage(lines, at.next_page().encode(), None, bad, channel_now=now)
+            return OrderPage(lines, at.next_page().encode(), None, bad, channel_now=now,
+                             orders=headers)
         if window_end < at.end:
             return OrderPage(lines, at.next_window(window_end).encode(), None, bad,
-                             channel_now=now)
+                             channel_now=now, orders=headers)
         if at.moved:
             self._log.info("orders changed while paging: the cursor stays at %s",
                            at.origin.isoformat())
-        return OrderPage(lines, None, at.origin if at.moved else at.end, bad, channel_now=now)
+        return OrderPage(lines, None, at.origin if at.moved else at.end, bad, channel_now=now,
+                         orders=headers)
 
     def _order_position(self, since: datetime, page: str | None) -> Position:
         if page is not None:
@@ -360,15 +384,15 @@ def parse_order(raw: Any) -> tuple[list[OrderLineSnapshot], list[BadRecord]]:
     """An order's line snapshots and the records that could not be read."""
     order_id = _text(child(raw, "OrderID"))
     if not order_id:
-        return [], [BadRecord("order without an OrderID", "?", raw)]
-    changed_at = _time(child(raw, "LastModifiedTime")) or _time(
-        child(raw, "CheckoutStatus", "LastModifiedTime"))
+        return [], [BadRecord("order without an OrderID", "?", impersonal(raw))]
+    changed_at = _changed_at(raw)
     if changed_at is None:
-        return [], [BadRecord("order without a valid LastModifiedTime", order_id, raw)]
+        return [], [BadRecord("order without a valid LastModifiedTime", order_id,
+                              impersonal(raw))]
     status = order_state(raw)
     transactions = as_list(child(raw, "TransactionArray", "Transaction"))
     if not transactions:
-        return [], [BadRecord("order without transactions", order_id, raw)]
+        return [], [BadRecord("order without transactions", order_id, impersonal(raw))]
     lines: list[OrderLineSnapshot] = []
     bad: list[BadRecord] = []
     for tx in transactions:
@@ -378,6 +402,64 @@ def parse_order(raw: Any) -> tuple[list[OrderLineSnapshot], list[BadRecord]]:
         else:
             bad.append(line)
     return lines, bad
+
+
+def order_snapshot(raw: Any, bad: Sequence[BadRecord] = ()) -> OrderSnapshot | None:
+    """The order as a whole, for one whose lines were read (None for an order refused whole:
+    ``bad`` holds a record keyed by its id). A header field that cannot be read is left
+    empty: the order and its lines still count. The buyer is the BuyerUserID, eBay's public
+    user name, and nothing else: never the shipping address, email or phone."""
+    order_id = _text(child(raw, "OrderID"))
+    changed_at = _changed_at(raw) if order_id else None
+    if changed_at is None or any(record.key == order_id for record in bad):
+        return None
+    total, currency = _amount(child(raw, "Total"))
+    return OrderSnapshot(
+        order_id=order_id,
+        status=_text(child(raw, "OrderStatus")),
+        stage=STATE_STAGE[order_state(raw)],
+        changed_at=changed_at,
+        placed_at=_time(child(raw, "CreatedTime")),
+        paid_at=_time(child(raw, "PaidTime")),
+        buyer=_text(child(raw, "BuyerUserID")),
+        total=total,
+        currency=currency,
+    )
+
+
+def impersonal(raw: Any) -> Any:
+    """An order as a bad record keeps it: without the buyer's address, email and phone."""
+    if not isinstance(raw, dict):
+        return raw
+    kept = {k: v for k, v in raw.items() if k not in PERSONAL_ORDER_FIELDS}
+    transactions = child(raw, "TransactionArray", "Transaction")
+    if transactions is not None:
+        cleaned = [_impersonal_tx(tx) for tx in as_list(transactions)]
+        kept["TransactionArray"] = {**raw["TransactionArray"], "Transaction": (
+            cleaned if isinstance(transactions, list) else cleaned[0])}
+    return kept
+
+
+def _impersonal_tx(tx: Any) -> Any:
+    if not isinstance(tx, dict):
+        return tx
+    return {k: v for k, v in tx.items() if k not in PERSONAL_TRANSACTION_FIELDS}
+
+
+def _changed_at(raw: Any) -> datetime | None:
+    return _time(child(raw, "LastModifiedTime")) or _time(
+        child(raw, "CheckoutStatus", "LastModifiedTime"))
+
+
+def _amount(node: Any) -> tuple[str, str]:
+    """An AmountType as ebaysdk reads it (``{"value": "25.98", "_currencyID": "USD"}``):
+    (amount, currency), each empty when missing or malformed."""
+    value = node.get("value") if isinstance(node, dict) else node
+    currency = node.get("_currencyID") if isinstance(node, dict) else None
+    amount = _text(value)
+    code = _text(currency)
+    return (amount if _AMOUNT.fullmatch(amount) else "",
+            code if _CURRENCY.fullmatch(code) else "")
 
 
 def order_state(raw: Any) -> str:
@@ -397,14 +479,16 @@ def _parse_line(order_id: str, status: str, changed_at: datetime,
                 tx: Any) -> OrderLineSnapshot | BadRecord:
     line_id = _text(child(tx, "OrderLineItemID"))
     if not line_id:
-        return BadRecord("transaction without an OrderLineItemID", f"{order_id}/?", tx)
+        return BadRecord("transaction without an OrderLineItemID", f"{order_id}/?",
+                         _impersonal_tx(tx))
     key = f"{order_id}/{line_id}"
     sku = _text(child(tx, "Variation", "SKU")) or _text(child(tx, "Item", "SKU"))
     quantity = _text(child(tx, "QuantityPurchased"))
     if not sku:
-        return BadRecord("transaction without a SKU", key, tx)
+        return BadRecord("transaction without a SKU", key, _impersonal_tx(tx))
     if not quantity.isdigit():
-        return BadRecord(f"QuantityPurchased {quantity!r} is not a whole number", key, tx)
+        return BadRecord(f"QuantityPurchased {quantity!r} is not a whole number", key,
+                         _impersonal_tx(tx))
     ordered = int(quantity)
     return OrderLineSnapshot(
         order_id=order_id, line_id=line_id, channel_sku=sku, ordered=ordered, status=status,
@@ -495,4 +579,5 @@ def _credentials(settings: EbaySettings) -> Credentials:
         oauth_token=secret(settings.oauth_token))
 
 
-__all__ = ["EbayConnector", "EbaySettings", "order_state", "parse_order"]
+__all__ = ["EbayConnector", "EbaySettings", "impersonal", "order_snapshot", "order_state",
+           "parse_order"]

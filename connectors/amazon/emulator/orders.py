@@ -1,10 +1,17 @@
 """Orders in the Amazon emulator: each order keeps every version it went through, so that the
 order APIs can show the state as of `now - visibility_lag` (Amazon's ~2 minute delay), and a
 page token can pin one snapshot for all its pages. Searches and the Orders 2026-01-01 and v0
-shapes live here too."""
+shapes live here too.
+
+Each order has a buyer's name, drawn from a small fixed list by the emulator's seed and the
+order's id (never from the fault plan's random draws). The 2026-01-01 BUYER dataset shows
+it as `buyer.buyerName` once the order is UNSHIPPED or later, as Amazon does for an app with
+the restricted role it needs (the emulator grants every app that role). Emulated buyers have
+no email, address or phone: `buyerEmail` and the RECIPIENT dataset are never served."""
 
 from __future__ import annotations
 
+import random
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -22,8 +29,8 @@ from connectors.amazon.emulator.wire import (
 )
 
 __all__ = ["INCLUDED_DATA", "STATUS_2026", "Item", "Order", "Page", "Pager",
-           "Search", "Version", "bound", "earlier", "order_2026", "order_items_v0", "order_row",
-           "order_v0", "search_2026", "search_v0"]
+           "Search", "Version", "bound", "buyer_name", "earlier", "order_2026",
+           "order_items_v0", "order_row", "order_v0", "search_2026", "search_v0"]
 
 # v0 statuses (the emulator's own) -> the 2026-01-01 FulfillmentStatus enum
 STATUS_2026 = {"PendingAvailability": "PENDING_AVAILABILITY", "Pending": "PENDING",
@@ -35,6 +42,12 @@ ALL_SHIPPED = frozenset({"Shipped", "InvoiceUnconfirmed"})
 ITEMS_COUNTED = frozenset({"PartiallyShipped", "Canceled"})  # what left is read per item
 INCLUDED_DATA = ("BUYER", "RECIPIENT", "PROCEEDS", "EXPENSE", "PROMOTION", "CANCELLATION",
                  "FULFILLMENT", "PACKAGES", "TAX", "PAYMENT", "FULFILLMENT_ORDERS")
+# Statuses in which Amazon shows the buyer's name (BUYER dataset), v0 spelling.
+BUYER_SHOWN = frozenset({"Unshipped", "PartiallyShipped", "Shipped", "InvoiceUnconfirmed"})
+FIRST_NAMES = ("Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiroshi", "Ines",
+               "Jonas", "Kaja", "Luis")
+LAST_NAMES = ("Achterberg", "Bianchi", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia",
+              "Hansen", "Ivanova", "Jansen", "Kowalski", "Lindqvist")
 MIN_BEFORE_AGE = timedelta(minutes=2)  # lastUpdatedBefore / createdBefore must be this old
 TOKEN_LIFETIME = timedelta(hours=24)
 
@@ -64,6 +77,7 @@ class Order:
     created: datetime
     items: list[Item]
     versions: list[Version] = field(default_factory=list)
+    buyer: str = ""  # the buyer's full name (buyer.buyerName)
 
     @property
     def current(self) -> Version:
@@ -77,6 +91,12 @@ class Order:
         moment = max(at, self.current.at)
         self.versions.append(Version(moment, status, self.current.shipped if shipped is None
                                      else shipped))
+
+
+def buyer_name(seed: int | None, order_id: str) -> str:
+    """An order's buyer's full name: the same for the same seed and order id."""
+    draw = random.Random(f"amazon-buyer/{seed}/{order_id}")
+    return f"{draw.choice(FIRST_NAMES)} {draw.choice(LAST_NAMES)}"
 
 
 def earlier(row: tuple[Order, Version]) -> tuple[Order, Version] | None:
@@ -281,6 +301,8 @@ def order_2026(order: Order, version: Version, included: set[str]) -> dict[str, 
         "salesChannel": {"channelName": "AMAZON", "marketplaceId": order.market.marketplace_id,
                          "marketplaceName": order.market.name},
     }
+    if "BUYER" in included and version.status in BUYER_SHOWN and order.buyer:
+        out["buyer"] = {"buyerName": order.buyer}
     if "PROCEEDS" in included and paid:
         total = sum((i.unit_price * i.quantity for i in order.items), Decimal(0))
         out["proceeds"] = {"grandTotal": _money(total, order.market)}

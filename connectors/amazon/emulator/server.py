@@ -15,7 +15,12 @@ Amazon (see the Amazon section of channels.md in the shared notes):
   then); `lastUpdatedBefore` must be two minutes old; a page token pins its query and
   snapshot: every other parameter must be identical (maxResultsPerPage, includedData aside);
 - searchOrders shows order-level `fulfillment` (the status) and item quantities shipped only
-  with `includedData=FULFILLMENT`, as Amazon's datasets do;
+  with `includedData=FULFILLMENT`, as Amazon's datasets do; `proceeds` only with PROCEEDS and
+  `buyer.buyerName` only with BUYER (from UNSHIPPED on; no `buyerEmail`, no RECIPIENT: the
+  emulated buyers have a name only); no prices while an order is PENDING. A listing's price
+  is its `"price"`, else one fixed by its SKU; an item keeps the price it was bought at;
+- orders have no shipping costs, taxes or promotions: an order's `proceeds.grandTotal` is
+  the sum of its items' unit price x quantity;
 - a rejected patch is HTTP 200 with `status: INVALID`; an FBA (AFN) offer's quantity is
   Amazon's and a write to it is refused; `merge` keeps sibling fields such as
   `lead_time_to_ship_max_days`, `replace` drops them;

@@ -6,6 +6,7 @@ than a listing has."""
 from __future__ import annotations
 
 import random
+import zlib
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -19,7 +20,7 @@ from connectors.amazon.emulator.listings import (
     check_patches,
     issue,
 )
-from connectors.amazon.emulator.orders import STATUS_2026, Item, Order, Version
+from connectors.amazon.emulator.orders import STATUS_2026, Item, Order, Version, buyer_name
 from connectors.amazon.emulator.wire import Marketplace, new_asin, new_order_id
 
 __all__ = ["SellerAccount"]
@@ -27,13 +28,13 @@ __all__ = ["SellerAccount"]
 LISTING_EXTRA = frozenset({"fulfillment", "lead_time_to_ship_max_days", "product_type", "title",
                            "price", "asin"})
 DEFAULT_LEAD_TIME = 2  # days; a sibling field of quantity that `merge` keeps, `replace` drops
-DEFAULT_PRICE = Decimal("19.99")
 SHIPPED_STATES = frozenset({"Shipped", "InvoiceUnconfirmed", "PartiallyShipped"})
 
 
 class SellerAccount:
     def __init__(self, market: Marketplace, seed: int | None) -> None:
         self.market = market
+        self.seed = seed  # buyers' names are drawn by it
         self.ids = random.Random(seed)  # ids only: a seed replays the same ids
         self.listings: dict[str, Listing] = {}
         self.orders: dict[str, Order] = {}
@@ -55,7 +56,8 @@ class SellerAccount:
         listing = self.listings.get(sku)
         if listing is None:
             listing = self.listings[sku] = Listing(
-                sku, fulfillment == "AFN", "PRODUCT", new_asin(self.ids), DEFAULT_PRICE, now, now)
+                sku, fulfillment == "AFN", "PRODUCT", new_asin(self.ids), default_price(sku),
+                now, now)
         listing.afn = fulfillment == "AFN"
         listing.product_type = str(extra.get("product_type", listing.product_type))
         listing.asin = str(extra.get("asin", listing.asin))
@@ -154,7 +156,7 @@ class SellerAccount:
             order_id = new_order_id(self.ids)
         start = Version(now, "Pending", (0,) * len(items))
         self.orders[order_id] = Order(order_id, self.market, found[0][0].afn, now, items,
-                                      [start])
+                                      [start], buyer=buyer_name(self.seed, order_id))
         return order_id
 
     def order(self, order_id: str) -> Order:
@@ -211,6 +213,11 @@ class SellerAccount:
 
     def ship(self, order_id: str, now: datetime) -> dict[str, Any]:
         return self.set_status(order_id, "Shipped", None, now)
+
+
+def default_price(sku: str) -> Decimal:
+    """A listing's price when none was given: 5.00 to 99.99, fixed by its SKU."""
+    return Decimal(500 + zlib.crc32(sku.encode()) % 9500) / 100
 
 
 def _title(listing: Listing) -> str:

@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import datetime
+from decimal import Decimal
 
-from connectors.ebay.emulator.state import Listing, Order
+from connectors.ebay.emulator.state import Listing, Order, money
 from connectors.ebay.emulator.xmlwire import element, text
 
 __all__ = ["item_xml", "order_xml"]
 
 
 def order_xml(node: ET.Element, order: Order) -> None:
+    """An Order of GetOrders as a seller gets it, without a ShippingAddress or the buyer's
+    email (the emulated buyers have none)."""
+    currency = {"currencyID": order.currency}
     text(node, "OrderID", order.order_id)
     text(node, "OrderStatus", order.status)
+    text(node, "AdjustmentAmount", money(Decimal(0)), **currency)
+    text(node, "AmountPaid", money(order.total if order.paid else Decimal(0)), **currency)
+    text(node, "AmountSaved", money(Decimal(0)), **currency)
     checkout = element(node, "CheckoutStatus")
+    text(checkout, "eBayPaymentStatus", "NoPaymentFailure")
     text(checkout, "LastModifiedTime", order.modified)
+    text(checkout, "PaymentMethod", "CreditCard" if order.paid else "None")
     text(checkout, "Status", "Complete" if order.paid else "Incomplete")
+    text(node, "CreatingUserRole", "Buyer")
     text(node, "CreatedTime", order.created)
-    text(node, "CancelStatus", order.cancel_status)
-    if order.paid:
-        text(node, "PaidTime", order.paid)
-    if order.shipped:
-        text(node, "ShippedTime", order.shipped)
-    text(node, "Total", "0.0", currencyID="USD")
+    text(node, "PaymentMethods", "CreditCard")
+    selected = element(node, "ShippingServiceSelected")
+    text(selected, "ShippingService", "USPSPriority")
+    text(selected, "ShippingServiceCost", money(Decimal(0)), **currency)
+    text(node, "Subtotal", money(order.total), **currency)
+    text(node, "Total", money(order.total), **currency)
     transactions = element(node, "TransactionArray")
     for line in order.lines:
         tx = element(transactions, "Transaction")
@@ -33,19 +43,28 @@ def order_xml(node: ET.Element, order: Order) -> None:
         text(item, "SKU", line.item_sku)
         text(tx, "QuantityPurchased", line.quantity)
         text(tx, "TransactionID", line.transaction_id)
+        text(tx, "TransactionPrice", money(line.price), **currency)
         if line.variation_sku is not None:
             variation = element(tx, "Variation")
             text(variation, "SKU", line.variation_sku)
         text(tx, "OrderLineItemID", line.line_item_id)
+    text(node, "BuyerUserID", order.buyer)
+    if order.paid:
+        text(node, "PaidTime", order.paid)
+    if order.shipped:
+        text(node, "ShippedTime", order.shipped)
+    text(node, "CancelStatus", order.cancel_status)
     text(node, "LastModifiedTime", order.modified)
 
 
-def item_xml(node: ET.Element, listing: Listing, now: datetime) -> None:
+def item_xml(node: ET.Element, listing: Listing, now: datetime, currency: str = "USD") -> None:
     text(node, "ItemID", listing.item_id)
     details = element(node, "ListingDetails")
     text(details, "StartTime", listing.started)
     text(details, "EndTime", listing.end_time(now))
     text(node, "ListingType", "FixedPriceItem")
+    if listing.variations is None:
+        text(node, "StartPrice", money(listing.price), currencyID=currency)
     text(node, "Quantity", listing.total_quantity)
     text(node, "QuantityAvailable", listing.available)
     selling = element(node, "SellingStatus")
@@ -57,6 +76,7 @@ def item_xml(node: ET.Element, listing: Listing, now: datetime) -> None:
         for v in listing.variations.values():
             shown = element(variations, "Variation")
             text(shown, "SKU", v.sku)
+            text(shown, "StartPrice", money(v.price), currencyID=currency)
             text(shown, "Quantity", v.quantity)
             sold = element(shown, "SellingStatus")
             text(sold, "QuantitySold", v.sold)

@@ -19,6 +19,15 @@ Behaviour copied from eBay (see the eBay section of channels.md in the shared no
   front end (ebaysdk then raises AttributeError) or an XML 500 with error 10007.
 GetSellerList needs a StartTime or EndTime range of at most 120 days; an active listing is
 Good 'Til Cancelled, its EndTime the next 30-day renewal.
+Orders carry what a seller sees of them: BuyerUserID (a made-up user ID, see state.py; no
+ShippingAddress, email or phone), CreatedTime, PaidTime once paid, ShippedTime once shipped,
+each line's TransactionPrice, and Subtotal, Total and AmountPaid in the site's currency
+(`currencyID`): the sum of the lines, as no shipping costs or taxes are emulated. A listing's
+`"price"` (a number >= 0) sets its StartPrice; without one it has a price fixed by its SKU.
+Beyond the shared control API: `POST /_sandbox/orders {"lines": [...], "paid": false}` places
+an order awaiting payment, `POST /_sandbox/orders/{id}/pay` pays it, and
+`POST /_sandbox/orders/{id}/cancel-request` is a buyer's cancellation request (OrderStatus
+CancelPending, CancelStatus CancelRequested; the units stay sold until `/cancel`).
 Injected page faults (duplicates, shuffles, stale versions) hit GetOrders pages; only
 ReviseInventoryStatus loses its answers. `GET /_sandbox/orders` lists every order as held.
 Left out: listings ending when a sale (rather than a revision) sells them out,
@@ -27,6 +36,7 @@ ReviseInventoryStatus StartPrice, order filters other than the modification time
 
 from __future__ import annotations
 
+import re
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -35,6 +45,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from channelsync.sandbox.emulator import (
+    BadRequest,
     Emulator,
     Raw,
     Request,
@@ -42,6 +53,7 @@ from channelsync.sandbox.emulator import (
     Route,
     SandboxError,
     route,
+    sku_quantity,
 )
 from connectors.ebay.emulator.render import item_xml, order_xml
 from connectors.ebay.emulator.state import Listing, Store, Variation, earlier
@@ -83,6 +95,7 @@ HTML_503 = (b"<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>
             b"your request. Please try again later.</p>\n</body></html>\n")
 BAD_TOKEN = Fault(INVALID_TOKEN, "Auth token is invalid.",
                   "Validation of the authentication token in API request failed.")
+_ORDER_STEP = re.compile(r"/_sandbox/orders/(?P<id>[^/]+)/(?P<step>pay|cancel-request)")
 
 
 def _secret(value: Any) -> str | None:
@@ -125,9 +138,10 @@ class EbayEmulator(Emulator):
 
     def __init__(self, *, token: str | None = None, out_of_stock_control: bool = True,
                  revision_limit: int = REVISIONS_PER_DAY, seed: int | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, currency: str = "USD") -> None:
         super().__init__(seed=seed, clock=clock)
         self.token = token  # None: any non-empty token is accepted
+        self.currency = currency  # the site's (site 0, eBay US: USD)
         self.out_of_stock_control = out_of_stock_control
         self.revision_limit = revision_limit
         self._call = threading.local()  # the call name of the request being answered
@@ -142,7 +156,7 @@ class EbayEmulator(Emulator):
 
     def reset(self) -> None:
         with self.lock:
-            self.store = Store()
+            self.store = Store(self._seed, self.currency)
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -233,6 +247,29 @@ class EbayEmulator(Emulator):
 
     def order_rows(self) -> list[dict[str, Any]]:
         return [order.row() for order in self.store.orders.values()]
+
+    def control_route(self, request: Request) -> Response | None:
+        if request.method != "POST":
+            return None
+        path = request.path.rstrip("/")
+        step = _ORDER_STEP.fullmatch(path)
+        if step is not None:
+            order_id, now = step["id"], self._now()
+            done = self.store.pay(order_id, now) if step["step"] == "pay" else \
+                self.store.request_cancel(order_id, now)
+            return 200, {"order_id": order_id, **done}, {}
+        if path == "/_sandbox/orders":
+            body = request.json()
+            if not isinstance(body, dict) or "paid" not in body:
+                return None  # the shared route places it, paid
+            lines, paid = body.get("lines"), body["paid"]
+            if not isinstance(lines, list) or not lines or not isinstance(paid, bool):
+                raise BadRequest('an order needs "lines": [{"sku": "MUG", "quantity": 1}] and '
+                                 '"paid" is true or false')
+            wanted = [sku_quantity(line, minimum=1) for line in lines]
+            return 201, {"order_id": self.store.place_order(wanted, self._now(),
+                                                            paid=paid).order_id}, {}
+        return None
 
     # -- GetOrders ---------------------------------------------------------------------------
 
@@ -366,7 +403,7 @@ class EbayEmulator(Emulator):
         out = element(body, "ActiveList")
         items = element(out, "ItemArray")
         for listing in chunk:
-            item_xml(element(items, "Item"), listing, self._now())
+            item_xml(element(items, "Item"), listing, self._now(), self.currency)
         result = element(out, "PaginationResult")
         text(result, "TotalNumberOfPages", _pages(len(active), per_page))
         text(result, "TotalNumberOfEntries", len(active))
@@ -380,7 +417,7 @@ class EbayEmulator(Emulator):
                                   f"The item ID {item_id} is invalid, has been removed, or you "
                                   "are not the seller."))
         body = ET.Element("body")
-        item_xml(element(body, "Item"), listing, self._now())
+        item_xml(element(body, "Item"), listing, self._now(), self.currency)
         return self._xml("Success", [], body)
 
     def get_seller_list(self, root: ET.Element) -> Response:
@@ -410,7 +447,7 @@ class EbayEmulator(Emulator):
         chunk = _paginate(body, found, page, per_page, "HasMoreItems")
         items = element(body, "ItemArray")
         for listing in chunk:
-            item_xml(element(items, "Item"), listing, now)
+            item_xml(element(items, "Item"), listing, now, self.currency)
         text(body, "ItemsPerPage", per_page)
         text(body, "PageNumber", page)
         text(body, "ReturnedItemCountActual", len(chunk))

@@ -4,22 +4,67 @@ Quantities follow eBay: a listing (or variation) has a `Quantity` and a `Quantit
 what a buyer can still buy is `Quantity - QuantitySold`. A sale raises QuantitySold, a
 cancellation lowers it again.
 
-An order changes only when cancelled or shipped; each change first keeps a copy of the order
+An order changes when paid (an order placed unpaid), when its buyer asks to cancel it
+(CancelPending), when cancelled or when shipped; each change first keeps a copy of the order
 as it was (`Order.previous`), so that a faulty page of orders can show it stale. Lines never
 change once placed, so the copy shares them.
+
+Prices: each listing (each variation of a multi-variation one) has a price, given as
+`"price"` in `POST /_sandbox/listings` or else fixed by its SKU; a line keeps the unit price
+of its purchase. No shipping costs, taxes or discounts: an order's total is the sum of its
+lines. Each order has a buyer, an eBay user ID drawn from a small fixed list by the
+emulator's seed and the order's number (never from the fault plan's random draws, so faults
+replay the same). Emulated buyers have no address, email or phone, and none is served.
 """
 
 from __future__ import annotations
 
+import random
+import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 
-__all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Variation", "earlier"]
+__all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Variation", "buyer_user_id",
+           "default_price", "earlier", "money"]
 
 GTC_CYCLE = timedelta(days=30)
+BUYER_NAMES = ("ada", "bruno", "chiara", "dmitri", "elif", "femi", "greta", "hiroshi", "ines",
+               "jonas", "kaja", "luis")
+BUYER_WORDS = ("achterberg", "bianchi", "costa", "dubois", "eriksen", "fischer", "garcia",
+               "hansen", "ivanova", "jansen", "kowalski", "lindqvist")
+
+
+def buyer_user_id(seed: int | None, number: int) -> str:
+    """An eBay user ID for an order's buyer: the same for the same seed and order number."""
+    draw = random.Random(f"ebay-buyer/{seed}/{number}")
+    return f"{draw.choice(BUYER_NAMES)}.{draw.choice(BUYER_WORDS)}{draw.randrange(10, 1000)}"
+
+
+def default_price(sku: str) -> Decimal:
+    """A listing's price when none was given: 5.00 to 99.99, fixed by its SKU."""
+    return Decimal(500 + zlib.crc32(sku.encode()) % 9500) / 100
+
+
+def money(amount: Decimal) -> str:
+    """eBay's amounts (xs:double as eBay writes them): 12.99, 19.5, 25.0."""
+    text = f"{amount:.2f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def parse_price(value: Any) -> Decimal:
+    """A `"price"` given to `POST /_sandbox/listings`: a number >= 0 (or its text)."""
+    try:
+        price = Decimal(str(value)) if isinstance(value, int | float | str) and not isinstance(
+            value, bool) else Decimal(-1)
+    except InvalidOperation:
+        price = Decimal(-1)
+    if not price.is_finite() or price < 0:
+        raise BadRequest(f'"price" must be a number >= 0; got {value!r}')
+    return price.quantize(Decimal("0.01"))
 
 
 @dataclass
@@ -27,6 +72,7 @@ class Variation:
     sku: str
     quantity: int = 0
     sold: int = 0
+    price: Decimal = Decimal("0")  # StartPrice
 
     @property
     def available(self) -> int:
@@ -44,6 +90,7 @@ class Listing:
     ended: datetime | None = None
     variations: dict[str, Variation] | None = None  # by SKU, for multi-variation listings
     revisions: dict[str, int] = field(default_factory=dict)  # eBay day -> count
+    price: Decimal = Decimal("0")  # StartPrice of a single-SKU listing
 
     @property
     def available(self) -> int:
@@ -79,6 +126,11 @@ class Line:
     item_sku: str
     variation_sku: str | None
     quantity: int
+    price: Decimal = Decimal("0")  # TransactionPrice: the unit price when bought
+
+    @property
+    def total(self) -> Decimal:
+        return self.price * self.quantity
 
 
 @dataclass
@@ -87,15 +139,22 @@ class Order:
     lines: list[Line]
     created: datetime
     modified: datetime
-    status: str = "Active"  # Active, Completed, Cancelled
-    cancel_status: str = "NotApplicable"
+    status: str = "Active"  # Active, Completed, CancelPending, Cancelled
+    cancel_status: str = "NotApplicable"  # CancelRequested, CancelComplete
     paid: datetime | None = None
     shipped: datetime | None = None
+    buyer: str = ""  # BuyerUserID
+    currency: str = "USD"
     # as it was before its latest change, for a page that shows it stale
     previous: Order | None = field(default=None, repr=False, compare=False)
 
     def keep_previous(self) -> None:
         self.previous = replace(self, previous=None)
+
+    @property
+    def total(self) -> Decimal:
+        """Subtotal and Total alike: no shipping costs, taxes or discounts here."""
+        return sum((line.total for line in self.lines), Decimal("0"))
 
     def row(self) -> dict[str, Any]:
         """The order as ``GET /_sandbox/orders`` lists it. The status covers every line:
@@ -117,7 +176,8 @@ def earlier(order: Order) -> Order | None:
 class Store:
     """Listings and orders; every method runs under the emulator's lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int | None = None, currency: str = "USD") -> None:
+        self.seed, self.currency = seed, currency  # buyers are drawn by the seed
         self.listings: dict[str, Listing] = {}  # by ItemID
         self.orders: dict[str, Order] = {}
         self._next_item = 110000000001
@@ -138,11 +198,13 @@ class Store:
 
     def set_listing(self, sku: str, quantity: int, extra: dict[str, Any], now: datetime) -> None:
         """Available quantity := `quantity`; an ended listing is relisted (same ItemID)."""
-        unknown = set(extra) - {"parent_sku"}
+        unknown = set(extra) - {"parent_sku", "price"}
         parent_sku = extra.get("parent_sku")
         if unknown or (parent_sku is not None and (not isinstance(parent_sku, str)
                                                    or parent_sku in ("", sku))):
-            raise BadRequest(f"ebay listings take parent_sku (another SKU); got {extra}")
+            raise BadRequest(f"ebay listings take parent_sku (another SKU) and price; "
+                             f"got {extra}")
+        price = parse_price(extra["price"]) if "price" in extra else None
         found = self.find_sku(sku)
         if found is not None:
             listing, variation = found
@@ -153,15 +215,18 @@ class Store:
             if self._parent(sku) is not None:
                 raise Conflict(f"{sku!r} is a multi-variation listing: give a variation SKU")
             listing, variation = self._new(sku, now, variations=False), None
+            listing.price = default_price(sku)
         else:
             listing = self._parent(parent_sku) or self._new(parent_sku, now, variations=True)
             if listing.variations is None:
                 raise Conflict(f"{parent_sku!r} is a single-SKU listing, not a variation one")
-            variation = listing.variations[sku] = Variation(sku)
+            variation = listing.variations[sku] = Variation(sku, price=default_price(sku))
         if variation is not None:
             variation.quantity = variation.sold + quantity
         else:
             listing.quantity = listing.sold + quantity
+        if price is not None:
+            (variation or listing).price = price
         listing.status, listing.ended = "Active", None
 
     def _new(self, sku: str, now: datetime, variations: bool) -> Listing:
@@ -175,13 +240,17 @@ class Store:
         for listing in self.listings.values():
             base = {"item_id": listing.item_id, "status": listing.status}
             if listing.variations is None:
-                out.append({"sku": listing.sku, "quantity": listing.available, **base})
+                out.append({"sku": listing.sku, "quantity": listing.available,
+                            "price": money(listing.price), **base})
             for v in (listing.variations or {}).values():
                 out.append({"sku": v.sku, "quantity": v.available, "parent_sku": listing.sku,
-                            **base})
+                            "price": money(v.price), **base})
         return sorted(out, key=lambda row: row["sku"])
 
-    def place_order(self, lines: list[tuple[str, int]], now: datetime) -> Order:
+    def place_order(self, lines: list[tuple[str, int]], now: datetime,
+                    paid: bool = True) -> Order:
+        """All lines or none; `paid`: the buyer paid at once (eBay's immediate payment),
+        else the order waits for payment (Active, checkout Incomplete, no PaidTime)."""
         wanted: dict[str, int] = {}
         for sku, quantity in lines:
             wanted[sku] = wanted.get(sku, 0) + quantity
@@ -204,11 +273,13 @@ class Store:
             self._next_transaction += 1
             order_lines.append(Line(f"{listing.item_id}-{transaction_id}", transaction_id,
                                     listing.item_id, listing.sku,
-                                    variation.sku if variation else None, quantity))
+                                    variation.sku if variation else None, quantity,
+                                    (variation or listing).price))
         number = self._next_order
         self._next_order += 1
         order_id = f"{10 + number % 90:02d}-{14000 + number:05d}-{number * 7919 % 100000:05d}"
-        order = Order(order_id, order_lines, now, now, paid=now)
+        order = Order(order_id, order_lines, now, now, paid=now if paid else None,
+                      buyer=buyer_user_id(self.seed, number), currency=self.currency)
         self.orders[order_id] = order
         return order
 
@@ -233,6 +304,28 @@ class Store:
             order.status, order.cancel_status, order.modified = (
                 "Cancelled", "CancelComplete", now)
         return {"status": order.status, "cancel_status": order.cancel_status}
+
+    def request_cancel(self, order_id: str, now: datetime) -> dict[str, Any]:
+        """The buyer asks to cancel: CancelPending until the seller (`cancel`) completes it.
+        The units stay sold meanwhile."""
+        order = self.order(order_id)
+        if order.shipped is not None or order.status == "Cancelled":
+            raise Conflict(f"order {order_id} is {order.status}; no cancellation to request")
+        if order.status != "CancelPending":
+            order.keep_previous()
+            order.status, order.cancel_status, order.modified = (
+                "CancelPending", "CancelRequested", now)
+        return {"status": order.status, "cancel_status": order.cancel_status}
+
+    def pay(self, order_id: str, now: datetime) -> dict[str, Any]:
+        """The buyer pays an order placed unpaid."""
+        order = self.order(order_id)
+        if order.status == "Cancelled":
+            raise Conflict(f"order {order_id} is cancelled; it cannot be paid")
+        if order.paid is None:
+            order.keep_previous()
+            order.paid = order.modified = now
+        return {"status": order.status, "paid": True}
 
     def ship(self, order_id: str, now: datetime) -> dict[str, Any]:
         order = self.order(order_id)
