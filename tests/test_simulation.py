@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from channelsync.ledger.migrate import open_ledger_engine
-from channelsync.ledger.schema import sku_t
+from channelsync.ledger.schema import line_t, sku_t
 from channelsync.sandbox.simulation import Figures, Plan, checks, simulate
 from channelsync.sandbox.simulation.workload import Journal, Sale
 from channelsync.sandbox.simulation.world import CATALOG
@@ -63,6 +63,13 @@ def test_the_stock_check_counts_units_lost_and_doubled(tmp_path: Path) -> None:
     assert figures.lost == 2  # the two reserved units the ledger does not hold
     assert figures.doubled == CATALOG["SKU-01"] - 2 - 3  # units gone from on hand too many
     assert not figures.ok and "SKU-00" in "\n".join(figures.problems())
+    with db.begin() as conn:  # the ledger saw the order as cancelled: where the units went
+        conn.execute(line_t.insert().values(channel="shop", order_id="1", line_id="9",
+                                            channel_sku="SKU-00", sku="SKU-00", ordered=2,
+                                            cancelled=2, state="applied"))
+    assert checks.order_differences(db, orders) == [
+        "shop order 1 SKU-00: the channel has ordered/shipped/cancelled (2, 0, 0), the "
+        "ledger (2, 0, 2)"]
     db.dispose()
 
 

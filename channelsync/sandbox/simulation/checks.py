@@ -118,6 +118,37 @@ def check_stock(figures: Figures, db: Engine, truth: dict[str, tuple[int, int]])
                                      f"{on_hand} and {reserved}")
 
 
+def order_differences(db: Engine, orders: dict[str, list[dict[str, Any]]],
+                      limit: int = 10) -> list[str]:
+    """Orders whose units open, shipped or cancelled per SKU differ between the channel's
+    own record and the ledger's lines: where a stock difference comes from."""
+    truth: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+    for channel, rows in orders.items():
+        for order in rows:
+            if order.get("test") or order.get("fulfilled_by") == "AMAZON":
+                continue
+            for line in order["lines"]:
+                key = (channel, str(order["order_id"]), line["sku"])
+                o, sh, c = truth.get(key, (0, 0, 0))
+                truth[key] = (o + line["quantity"], sh + line["shipped"], c + line["cancelled"])
+    with db.connect() as conn:
+        held: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+        for channel, order_id, sku, o, sh, c in conn.execute(sa.select(
+                line_t.c.channel, line_t.c.order_id, line_t.c.channel_sku, line_t.c.ordered,
+                line_t.c.shipped, line_t.c.cancelled).where(line_t.c.state != "ignored")):
+            key = (channel, order_id, sku)
+            a, b, d = held.get(key, (0, 0, 0))
+            held[key] = (a + o, b + sh, d + c)
+    found = []
+    for key in sorted(set(truth) | set(held)):
+        channel_view, ledger_view = truth.get(key), held.get(key)
+        if channel_view != ledger_view and (channel_view or (0, 0, 0))[0] + (
+                ledger_view or (0, 0, 0))[0] > 0:
+            found.append(f"{key[0]} order {key[1]} {key[2]}: the channel has ordered/shipped/"
+                         f"cancelled {channel_view}, the ledger {ledger_view}")
+    return found[:limit]
+
+
 def check_listings(figures: Figures, targets: dict[tuple[str, str], int | None],
                    shown: dict[str, dict[str, int]]) -> None:
     for (channel, sku), target in sorted(targets.items()):

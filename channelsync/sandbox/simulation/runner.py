@@ -144,8 +144,11 @@ def _check(run: Run, app: App) -> checks.Figures:
     stats = run.world.stats()
     figures.faults = sum(s["throttled"] + s["errors"] + s["hung"] + s["lost_answers"]
                          for s in stats.values())
-    truth = checks.expected_stock(run.world.orders(), run.journal.adjustments)
+    orders = run.world.orders()
+    truth = checks.expected_stock(orders, run.journal.adjustments)
     checks.check_stock(figures, app.db, truth)
+    if figures.lost or figures.doubled:
+        figures.stock_off += checks.order_differences(app.db, orders)
     checks.check_listings(figures, _targets(app), run.world.shown())
     app.send_alerts()
     time.sleep(0.5)
