@@ -195,3 +195,52 @@ def test_a_short_deferral_runs_the_channel_again_when_the_call_is_allowed(
         app.close()
         registry.load_connector.cache_clear()
         fakes.CHANNELS.clear()
+
+
+def test_a_read_back_its_job_found_busy_is_done_by_the_next_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cycles back to back (orders pouring in, other channels' sales running this one
+    again) hold the channel whenever the read-back job fires: the read-back must still
+    happen, or a listing edited on the channel is never corrected."""
+    import threading
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from channelsync import registry
+    from channelsync.config import parse_config
+    from channelsync.ledger.schema import state_t, utcnow
+    from channelsync.service.app import App
+    from channelsync.service.daemon import Channels
+    from tests import fakes
+
+    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")
+    registry.load_connector.cache_clear()
+    fakes.CHANNELS.clear()
+    now = [utcnow()]
+    app = App(parse_config(f'[database]\nurl = "sqlite:///{tmp_path / "l.db"}"\n[daemon]\n'
+                           'pull_interval = 1\nreconcile_interval = 60\n[[channel]]\nname = "a"'
+                           '\ntype = "fake"\n', env={}), clock=lambda: now[0])
+    try:
+        channels = Channels(app, lambda _name, _error: None, threading.Event())
+        fake = fakes.CHANNELS.setdefault("a", fakes.FakeChannel("a", quantities={"MUG": 0}))
+        channels._job("a", False)  # the first cycle discovers the listings
+        reads = fake.pulls, len(fake.pushes)
+
+        def reconciled() -> object:
+            with app.db.connect() as conn:
+                return conn.execute(sa.select(state_t.c.reconciled_at)).scalar()
+
+        first = reconciled()
+        now[0] += timedelta(seconds=30)
+        channels._job("a", False)
+        assert reconciled() == first  # not due yet: a plain cycle
+        now[0] += timedelta(seconds=31)
+        channels._job("a", False)  # the read-back job was skipped meanwhile; this does it
+        assert reconciled() == now[0]
+        assert fake.pulls > reads[0]
+    finally:
+        app.close()
+        registry.load_connector.cache_clear()
+        fakes.CHANNELS.clear()

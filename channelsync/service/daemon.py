@@ -21,13 +21,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from channelsync.config import ChannelConfig, Config, load_config
 from channelsync.errors import ConfigError
-from channelsync.ledger.schema import utcnow
+from channelsync.ledger.schema import state_t, utcnow
 from channelsync.service.alerts import AlertDispatcher
 from channelsync.service.app import App
 from channelsync.service.httpd import Server, serve
@@ -111,6 +112,9 @@ class Channels:
         engine = self.app.engine
         if engine.stopping.is_set():
             return
+        # A read-back whose own job found the channel busy (cycles back to back while
+        # orders pour in) is done by the next cycle instead of being skipped for good.
+        read_back = read_back or self._read_back_due(name)
         job = f"{'read_back' if read_back else 'cycle'}:{name}"
         with self._lock:
             self.running[job] = time.monotonic()
@@ -124,6 +128,14 @@ class Channels:
         if report.awaiting:  # writes the channel is processing: ask again soon
             waits["outcomes"] = OUTCOME_POLL
         self._resume_when_allowed(name, waits)
+
+    def _read_back_due(self, name: str) -> bool:
+        channel = self.app.config.channel(name)
+        interval = channel.reconcile_interval or self.app.config.daemon.reconcile_interval
+        with self.app.db.connect() as conn:
+            last = conn.execute(sa.select(state_t.c.reconciled_at).where(
+                state_t.c.name == name)).scalar()
+        return last is not None and self.app.now() - last >= timedelta(seconds=interval)
 
     def _resume_when_allowed(self, name: str, deferred: Mapping[str, float]) -> None:
         """A call deferred for less than the channel's interval: run the channel again when
