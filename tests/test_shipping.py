@@ -225,3 +225,21 @@ def test_an_order_paid_and_not_shipped_within_the_limit_is_alerted_until_it_ship
     shop.sync.sync(read_back=False)
     alerts.check_late_orders(shop.clock())
     assert open_conflicts(shop.engine, "order_late") == []
+
+
+def test_a_channel_refusing_us_not_the_shipment_keeps_every_shipment_queued(shop: Shop) -> None:
+    """Credentials rejected, a scope missing: raised, not answered. No shipment is marked
+    refused for it; the cycle reports the channel's error and they wait."""
+    from channelsync.errors import PermanentChannelError
+
+    first, second = shop.a.sell(("MUG", 1)), shop.a.sell(("LID", 1))
+    shop.clock.tick()
+    shop.sync.sync(read_back=False)
+    shop.a.fail_next = [PermanentChannelError("401: invalid credentials")]
+    out = shop.cli("ship", "a", first, "--carrier", "DHL", "--tracking", "T7")
+    shop.cli("ship", "a", second, "--carrier", "DHL", "--tracking", "T8")
+    assert "401: invalid credentials" in out.stdout
+    assert open_conflicts(shop.engine, "shipment_refused") == []
+    with shop.engine.connect() as conn:
+        states = [r.state for r in conn.execute(sa.select(shipment_t).order_by(shipment_t.c.id))]
+    assert states == ["queued", "confirmed"]  # the second went out once the channel took us

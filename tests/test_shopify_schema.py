@@ -6,7 +6,8 @@ SOURCE.md). Two checks keep channelsync honest against it:
   (Shopify accepts them, but a deprecated field is one a later version removes). The
   documents are collected twice: from the connector's modules, and by recording what the
   connector sends to the emulator through a whole pull, read and push; each way must find
-  them all, so a document built anywhere else cannot slip past;
+  them all, so a document built anywhere else cannot slip past (the session confirms a
+  shipment too);
 - connectors/shopify/schema.graphql, the subset the emulator executes and the connector's
   tests validate against, names nothing the real schema lacks and gives every field,
   argument, input field and directive the real signature: type, nullability, default value
@@ -51,7 +52,7 @@ from graphql import (
 from graphql.validation import NoDeprecatedCustomRule
 
 import connectors.shopify
-from channelsync.connector import PushItem
+from channelsync.connector import OrderLineSnapshot, PushItem, Shipment, ShipmentLine
 from connectors.shopify import ShopifyConnector, ShopifySettings
 from connectors.shopify import _queries as q
 from connectors.shopify.emulator import ShopifyEmulator
@@ -114,10 +115,10 @@ def _queries_in(module: ModuleType, name: str, value: Any) -> list[q.Query]:
     return []
 
 
-def test_the_connector_declares_its_nine_documents() -> None:
+def test_the_connector_declares_its_eleven_documents() -> None:
     assert sorted(declared_documents()) == sorted([
         "Orders", "OrderLines", "OrderRefunds", "RefundLines", "Locations", "Listings",
-        "VariantsBySku", "Available", "SetQuantities"])
+        "VariantsBySku", "Available", "SetQuantities", "FulfillmentState", "CreateFulfillment"])
 
 
 @pytest.mark.parametrize("name", sorted(declared_documents()))
@@ -177,20 +178,28 @@ def busy_shop(control: httpx.Client) -> None:
 
 
 def whole_session(emulator: ShopifyEmulator, control: httpx.Client) -> list[dict[str, Any]]:
-    """What the connector sends through a pull, a read of listings and a push."""
+    """What the connector sends through a pull, a read of listings, a push and a shipment."""
     busy_shop(control)
+    waiting = post(control, "/orders", {"lines": [{"sku": "L0", "quantity": 1}]})["order_id"]
     recording = Recording()
     settings = ShopifySettings.model_validate({"access_token": TOKEN, "line_page_size": 3})
     connector = ShopifyConnector("shop", settings, endpoint=emulator.url, transport=recording)
     page: str | None = None
+    pulled: list[OrderLineSnapshot] = []
     while True:
         result = connector.pull_orders(datetime(2020, 1, 1, tzinfo=UTC), page)
+        pulled += result.lines
         if (page := result.next_page) is None:
             break
     assert len(list(connector.read_listings())) == 7
     post(control, "/listings", {"sku": "NEW", "quantity": 5})  # looked up by SKU, not known
     [stale] = connector.push_quantities([PushItem("NEW", 3, expected=4)])
     assert (stale.stale, stale.observed) == (True, 5)  # the read-back after a stale compare
+    [line] = [x for x in pulled if x.order_id == waiting]
+    shipped = connector.confirm_shipment(Shipment(
+        waiting, [ShipmentLine(line.line_id, line.channel_sku, 1)], "DHL", "JD0146000012",
+        "cs-schema", datetime.now(UTC)))
+    assert shipped.ok and not shipped.already
     connector.close()
     return recording.sent
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 50  # shipments per channel per cycle; the rest go next cycle
 MAX_WAIT = timedelta(hours=1)
+CHANNEL_REFUSED_WAIT = timedelta(minutes=5)  # credentials or scopes refused: fixed by hand
 
 
 @dataclass
@@ -66,8 +67,13 @@ def push_shipments(engine: PushContext, channel: ChannelConfig) -> ShipOutcome:
                 "confirm_shipment")
         except RetriableChannelError as exc:
             result = ShipmentResult(False, exc)
-        except PermanentChannelError as exc:
-            result = ShipmentResult(False, exc)
+        except PermanentChannelError:
+            # Raised, not answered: the channel refuses us, not this shipment (credentials,
+            # a missing scope). Every shipment stays queued; the cycle reports the error.
+            with engine.db.begin() as conn:
+                conn.execute(shipment_t.update().where(shipment_t.c.id == row["id"]).values(
+                    next_attempt_at=engine.clock() + CHANNEL_REFUSED_WAIT))
+            raise
         _record(engine, channel.name, row, result, outcome)
     if outcome.confirmed or outcome.failed or outcome.refused:
         log.info("%s: shipments confirmed %d, to retry %d, refused %d", channel.name,

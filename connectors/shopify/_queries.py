@@ -31,6 +31,14 @@ LOOKUP_SKUS = 50  # SKUs per lookup query (terms joined by OR)
 LOCATION_PAGE = 50
 NODES_PER_QUERY = 250  # ids per nodes(ids:) query
 MUTATION_COST = 10
+# Confirming a shipment: an order's fulfillments (oldest first) with their tracking numbers,
+# and its fulfillment orders with their line items. One fulfillment order per location is
+# the rule, so the first page almost always holds them all (more are read page by page);
+# a fulfillment order with more lines than a page cannot be fulfilled past them (said so).
+FULFILLMENTS_READ = 25
+TRACKING_PER_FULFILLMENT = 2  # ours carry one number; a seller's may carry more
+FULFILLMENT_ORDER_PAGE = 2
+FULFILLMENT_ORDER_LINES = 100
 
 _PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 # The order as a whole, for the order book: the buyer's names (never displayName, which falls
@@ -152,5 +160,42 @@ SET_QUANTITIES = Query("SetQuantities", """mutation SetQuantities(
   }
 }""", MUTATION_COST)
 
+# -- fulfilment ----------------------------------------------------------------------------------
+
+_FULFILLMENT_ORDER_COST = 1 + 2 + FULFILLMENT_ORDER_LINES * (1 + 1)  # its line items, lineItem
+
+FULFILLMENT_STATE = Query("FulfillmentState", f"""query FulfillmentState(
+  $id: ID!, $after: String
+) {{
+  order(id: $id) {{
+    id cancelledAt
+    fulfillments(first: {FULFILLMENTS_READ}) {{
+      id status trackingInfo(first: {TRACKING_PER_FULFILLMENT}) {{ company number }}
+    }}
+    fulfillmentOrders(first: {FULFILLMENT_ORDER_PAGE}, after: $after) {{
+      {_PAGE_INFO}
+      nodes {{
+        id status
+        lineItems(first: {FULFILLMENT_ORDER_LINES}) {{
+          {_PAGE_INFO} nodes {{ id remainingQuantity lineItem {{ id }} }}
+        }}
+      }}
+    }}
+  }}
+}}""", 1 + FULFILLMENTS_READ * (1 + TRACKING_PER_FULFILLMENT)
+    + 2 + FULFILLMENT_ORDER_PAGE * _FULFILLMENT_ORDER_COST)
+
+# fulfillmentCreate (fulfillmentCreateV2 is deprecated since 2024-10). No @idempotent: the
+# directive works only on mutations whose documentation says they support it, and this one's
+# does not; a retry finds an earlier try's fulfillment by its tracking number instead.
+CREATE_FULFILLMENT = Query("CreateFulfillment", """mutation CreateFulfillment(
+  $fulfillment: FulfillmentInput!
+) {
+  fulfillmentCreate(fulfillment: $fulfillment) {
+    fulfillment { id status }
+    userErrors { field message }
+  }
+}""", MUTATION_COST)
+
 FIXED_QUERIES = (ORDER_LINES, ORDER_REFUNDS, REFUND_LINES, LOCATIONS, LISTINGS, VARIANTS_BY_SKU,
-                 AVAILABLE, SET_QUANTITIES)
+                 AVAILABLE, SET_QUANTITIES, FULFILLMENT_STATE, CREATE_FULFILLMENT)

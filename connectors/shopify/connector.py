@@ -6,6 +6,7 @@ the buyer's names, the total) for the order book; quantities go out
 through ``inventorySetQuantities`` on ``available`` at one location (``_locations`` chooses
 it), compare-and-set (``changeFromQuantity``) and idempotent (``@idempotent(key:)``); listings
 are the product variants with a SKU. A listing's ``ref`` is its inventory item gid.
+Shipments are confirmed with ``fulfillmentCreate`` (``_fulfilment``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from channelsync.connector import (
     OrderSnapshot,
     PushItem,
     PushResult,
+    Shipment,
+    ShipmentResult,
 )
 from channelsync.errors import ConfigError, PermanentChannelError
 from connectors._time import format_utc, parse_utc
 from connectors.shopify import _queries as q
+from connectors.shopify._fulfilment import Fulfiller
 from connectors.shopify._graphql import Clock, GraphQLClient, Sleep
 from connectors.shopify._locations import LocationError, choose, describe
 from connectors.shopify._orders import (
@@ -76,6 +80,7 @@ class ShopifySettings(BaseModel):
     include_test_orders: bool = False
     order_page_size: int = Field(default=q.ORDER_PAGE_SIZE, ge=1, le=q.MAX_FIRST)
     line_page_size: int = Field(default=q.LINE_PAGE_SIZE, ge=1, le=q.MAX_FIRST)
+    notify_customer: bool = True  # Shopify emails the buyer each fulfillment we create
 
     @field_validator("api_version")
     @classmethod
@@ -134,6 +139,7 @@ class ShopifyConnector:
         self._location: str | None = None  # the location gid, resolved on first use
         self._warned_old = False
         self._pusher = Pusher(name, self._gql, self._location_id)
+        self._fulfiller = Fulfiller(name, self._gql, settings.notify_customer)
 
     def __repr__(self) -> str:
         return f"ShopifyConnector(name={self.name!r}, endpoint={self.endpoint!r})"
@@ -287,6 +293,11 @@ class ShopifyConnector:
 
     def push_quantities(self, items: Sequence[PushItem]) -> list[PushResult]:
         return self._pusher.push(items)
+
+    # -- shipments ------------------------------------------------------------------------
+
+    def confirm_shipment(self, shipment: Shipment) -> ShipmentResult:
+        return self._fulfiller.confirm(shipment)
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Orders come from ``GET /orders`` sorted by modification time, each as its line s
 one ``OrderSnapshot`` (status, times, the buyer's name, total); quantities go out through the
 product and variation batch endpoints; listings are read from ``/products`` and each variable
 product's ``/variations``. A listing's ``ref`` is ``"<product id>"`` for a product and
-``"<parent id>/<variation id>"`` for a variation.
+``"<parent id>/<variation id>"`` for a variation. Shipments are confirmed with an order note
+and the order completed (``_fulfilment``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from channelsync.connector import (
     OrderSnapshot,
     PushItem,
     PushResult,
+    Shipment,
+    ShipmentResult,
 )
 from channelsync.errors import ConfigError, PermanentChannelError
 from connectors._http import JsonApi, JsonResponse, redact
 from connectors._time import format_utc, http_date
 from connectors._time import parse_utc as _parse_time
+from connectors.woocommerce._fulfilment import Fulfiller
 from connectors.woocommerce.auth import OAuth1QueryAuth, SignatureMethod
 
 API_PATH = "/wp-json/wc/v3"
@@ -95,6 +99,9 @@ class WooCommerceSettings(BaseModel):
     timeout: float = Field(default=30, gt=0)
     verify_tls: bool = True
     signature_method: SignatureMethod = "HMAC-SHA256"
+    # A shipment's note goes to the buyer (WooCommerce emails a customer note); false: a
+    # private note only the shop sees.
+    notify_customer: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,7 @@ class WooCommerceConnector:
             transport=transport,
             secrets=_secret_values(settings),
         )
+        self._fulfiller = Fulfiller(name, self._api, settings.notify_customer)
 
     def __repr__(self) -> str:
         return f"WooCommerceConnector(name={self.name!r}, endpoint={self.endpoint!r})"
@@ -266,6 +274,11 @@ class WooCommerceConnector:
     def _failed(self, item: PushItem, message: str, ref: str = "") -> PushResult:
         error = PermanentChannelError(message, channel=self.name)
         return PushResult(item.channel_sku, ok=False, error=error, ref=ref)
+
+    # -- shipments ------------------------------------------------------------------------
+
+    def confirm_shipment(self, shipment: Shipment) -> ShipmentResult:
+        return self._fulfiller.confirm(shipment)
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -1,5 +1,12 @@
 """Orders of the Shopify emulator: placing, cancelling, fulfilling, refunding and editing.
 
+Each order has one fulfillment order (all its units ship from the primary location), made
+when it is placed with a line item per order line: OPEN, IN_PROGRESS once some units are
+fulfilled, CLOSED once none remain or the order is cancelled; a line item's remaining units
+are its line's unfulfilled ones. Every fulfilment (the sandbox's ship, or fulfillmentCreate)
+is a `Fulfillment` with its units and, when given, a carrier and tracking number; the order's
+row lists them as its shipments.
+
 Stock moves at the primary location, as Shopify's default fulfilment location does:
 an order takes `available` into `committed`; a fulfilment ships committed units (so on_hand
 drops); a cancellation, a CANCEL refund or an edit removing units puts unfulfilled units back
@@ -30,8 +37,8 @@ from typing import Any
 from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 from connectors.shopify.emulator.state import PRIMARY, Listing, Store, gid, stamp
 
-__all__ = ["FINANCIAL_STATUSES", "Customer", "Line", "Order", "OrderBook", "Refund",
-           "RefundLine", "buyer_name"]
+__all__ = ["FINANCIAL_STATUSES", "Customer", "Fulfillment", "Line", "Order", "OrderBook",
+           "Refund", "RefundLine", "buyer_name"]
 
 FINANCIAL_STATUSES = ("PAID", "PENDING", "AUTHORIZED", "PARTIALLY_PAID")  # for sandbox orders
 PAID = frozenset({"PAID", "PARTIALLY_PAID", "PARTIALLY_REFUNDED", "REFUNDED"})
@@ -70,6 +77,7 @@ class Line:
     refunded_unfulfilled: int = 0  # refunded before fulfilment: Shopify's non-fulfillable units
     refunded_fulfilled: int = 0
     price: Decimal = Decimal("0")  # the variant's price when the order was placed
+    fulfillment_line_id: int = 0  # its line item on the order's fulfillment order
 
     @property
     def current(self) -> int:
@@ -112,6 +120,22 @@ class Refund:
 
 
 @dataclass
+class Fulfillment:
+    id: int
+    name: str  # guessed: "#1001.1", the order's name and a count
+    created: datetime
+    lines: list[tuple[Line, int]]
+    company: str | None = None
+    number: str | None = None
+    notify_customer: bool = False
+    status: str = "SUCCESS"
+
+    def row(self) -> dict[str, Any]:
+        return {"carrier": self.company or "", "tracking": self.number or "",
+                "lines": [{"sku": line.listing.sku, "quantity": n} for line, n in self.lines]}
+
+
+@dataclass
 class Order:
     id: int
     number: int
@@ -126,6 +150,8 @@ class Order:
     processed_at: datetime | None = None  # set when placed: an order imported from elsewhere
     customer: Customer | None = None
     currency: str = "EUR"
+    fulfillment_order_id: int = 0
+    fulfillments: list[Fulfillment] = field(default_factory=list)  # oldest first
     # as it was before its latest change, for a page that shows it stale
     previous: Order | None = field(default=None, repr=False, compare=False)
 
@@ -136,7 +162,7 @@ class Order:
         refunds = [replace(r, lines=[replace(x, line=lines[id(x.line)]) for x in r.lines])
                    for r in self.refunds]
         self.previous = replace(self, lines=list(lines.values()), refunds=refunds,
-                                previous=None)
+                                fulfillments=list(self.fulfillments), previous=None)
 
     @property
     def processed(self) -> datetime:
@@ -160,6 +186,16 @@ class Order:
         # guessed: an order whose units were all refunded before fulfilment stays UNFULFILLED
         return "PARTIALLY_FULFILLED" if shipped else "UNFULFILLED"
 
+    @property
+    def fulfillment_order_status(self) -> str:
+        if self.cancelled is not None or not any(x.unfulfilled for x in self.lines):
+            return "CLOSED"
+        return "IN_PROGRESS" if any(x.fulfilled for x in self.lines) else "OPEN"
+
+    def remaining(self, line: Line) -> int:
+        """Units of the line its fulfillment order still has to fulfil."""
+        return 0 if self.cancelled is not None else line.unfulfilled
+
     def row(self) -> dict[str, Any]:
         """The order for ``GET /_sandbox/orders``: its status is displayFulfillmentStatus, or
         CANCELLED once cancelled; units per line as a client reading Shopify's fields counts
@@ -174,8 +210,8 @@ class Order:
         cancelled = self.cancelled is not None
         return {"order_id": str(self.id),
                 "status": "CANCELLED" if cancelled else self.fulfillment_status,
-                "financial_status": self.financial, "test": self.test, "shipments": [],
-                "buyer": None,
+                "financial_status": self.financial, "test": self.test,
+                "shipments": [f.row() for f in self.fulfillments], "buyer": None,
                 "lines": [x.row(returned.get(x.id, 0), cancelled) for x in self.lines]}
 
     def summary(self) -> dict[str, Any]:
@@ -229,8 +265,14 @@ class OrderBook:
             order.lines.append(Line(self.store.next_id(), listing, quantity,
                                     price=listing.price))
             listing.move(moment, available=-quantity, committed=quantity)
+        order.fulfillment_order_id = self.store.next_id()
+        for line in order.lines:
+            line.fulfillment_line_id = self.store.next_id()
         self.orders[order.id] = order
         return order
+
+    def with_fulfillment_order(self, number: int) -> Order | None:
+        return next((o for o in self.orders.values() if o.fulfillment_order_id == number), None)
 
     def _customer(self, number: int) -> Customer:
         name = buyer_name(self.seed, number)
@@ -264,13 +306,24 @@ class OrderBook:
                                f"{n} asked")
         if not any(n for _, n in plan):
             raise Conflict(f"order {order.id} has nothing left to fulfil")
+        self.fulfil(order, plan, now)
+        return order.summary()
+
+    def fulfil(self, order: Order, plan: list[tuple[Line, int]], now: datetime, *,
+               company: str | None = None, number: str | None = None,
+               notify_customer: bool = False) -> Fulfillment:
+        """Ship those units (checked by the caller: at most each line's remaining ones)."""
         order.keep_previous()
         moment = self.store.tick(now)
         for line, n in plan:
             line.fulfilled += n
             line.listing.move(moment, committed=-n)
+        fulfillment = Fulfillment(
+            self.store.next_id(), f"#{order.number}.{len(order.fulfillments) + 1}", moment,
+            [(line, n) for line, n in plan if n], company, number, notify_customer)
+        order.fulfillments.append(fulfillment)
         order.updated = moment
-        return order.summary()
+        return fulfillment
 
     def refund(self, order: Order, wanted: list[tuple[str, int, str]], now: datetime
                ) -> dict[str, Any]:

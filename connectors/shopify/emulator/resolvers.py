@@ -17,9 +17,11 @@ from typing import Any
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema, build_schema
 from graphql.execution.values import get_argument_values
 
+from connectors.shopify.emulator.fulfilment import create_fulfillment
 from connectors.shopify.emulator.inventory import Change, Group, Inventory
 from connectors.shopify.emulator.orders import (
     Customer,
+    Fulfillment,
     Line,
     Order,
     OrderBook,
@@ -160,6 +162,14 @@ def order_view(order: Order) -> View:
                                       "requiredAccess": "`read_customers` access scope."})
         return customer_view(order.customer) if order.customer is not None else None
 
+    def fulfillments(info: GraphQLResolveInfo, first: int | None = None) -> list[View]:
+        return [fulfillment_view(f) for f in order.fulfillments[:first]]
+
+    def fulfillment_orders(info: GraphQLResolveInfo, first: int | None = None,
+                           after: str | None = None) -> View:
+        return page([order], lambda o: [o.fulfillment_order_id], first, after,
+                    ["fulfillmentOrders", order.id]).render(fulfillment_order_view)
+
     money = {"amount": decimal_text(order.total), "currencyCode": order.currency}
 
     return {"__typename": "Order", "id": gid("Order", order.id), "name": f"#{order.number}",
@@ -169,7 +179,8 @@ def order_view(order: Order) -> View:
             "closed": order.cancelled is not None,  # guessed: only cancelled orders are closed
             "test": order.test, "displayFinancialStatus": order.financial,
             "displayFulfillmentStatus": order.fulfillment_status, "lineItems": line_items,
-            "refunds": refunds, "customer": customer,
+            "refunds": refunds, "customer": customer, "fulfillments": fulfillments,
+            "fulfillmentOrders": fulfillment_orders,
             # a one-currency shop: the buyer saw the shop's prices
             "totalPriceSet": {"shopMoney": money, "presentmentMoney": dict(money)}}
 
@@ -203,6 +214,36 @@ def refund_line_view(line: RefundLine) -> View:
     return {"id": gid("RefundLineItem", line.id), "lineItem": lambda info: line_view(line.line),
             "quantity": line.quantity, "restockType": line.restock_type,
             "restocked": line.restocked}
+
+
+def fulfillment_view(fulfillment: Fulfillment) -> View:
+    tracking = [{"company": fulfillment.company, "number": fulfillment.number}] if (
+        fulfillment.company or fulfillment.number) else []
+    return {"__typename": "Fulfillment", "id": gid("Fulfillment", fulfillment.id),
+            "name": fulfillment.name, "createdAt": stamp(fulfillment.created),
+            "status": fulfillment.status,
+            "totalQuantity": sum(n for _, n in fulfillment.lines),
+            "trackingInfo": lambda info, first=None: tracking[:first]}
+
+
+def fulfillment_order_view(order: Order) -> View:
+    def line_items(info: GraphQLResolveInfo, first: int | None = None,
+                   after: str | None = None) -> View:
+        return page(order.lines, lambda x: [x.fulfillment_line_id], first, after,
+                    ["fulfillmentOrderLineItems", order.id]).render(
+            lambda line: fulfillment_line_view(order, line))
+
+    return {"__typename": "FulfillmentOrder", "id": gid("FulfillmentOrder",
+                                                        order.fulfillment_order_id),
+            "status": order.fulfillment_order_status, "lineItems": line_items}
+
+
+def fulfillment_line_view(order: Order, line: Line) -> View:
+    return {"__typename": "FulfillmentOrderLineItem",
+            "id": gid("FulfillmentOrderLineItem", line.fulfillment_line_id),
+            "lineItem": lambda info: line_view(line), "sku": line.listing.sku,
+            "remainingQuantity": order.remaining(line),
+            "totalQuantity": line.quantity - line.removed - line.refunded_unfulfilled}
 
 
 def group_view(store: Store, group: Group) -> View:
@@ -330,6 +371,12 @@ def _node(ctx: Context, value: str) -> View | None:
     if kind == "Refund":
         refunds = (r for o in orders.values() for r in o.refunds if r.id == number)
         return next((refund_view(r) for r in refunds), None)
+    if kind == "Fulfillment":
+        done = (f for o in orders.values() for f in o.fulfillments if f.id == number)
+        return next((fulfillment_view(f) for f in done), None)
+    if kind == "FulfillmentOrder":
+        owner = ctx.book.with_fulfillment_order(number)
+        return fulfillment_order_view(owner) if owner is not None else None
     return None
 
 
@@ -345,6 +392,14 @@ def _set_quantities(root: Any, info: GraphQLResolveInfo, input: dict[str, Any]) 
     group = outcome.group
     return {"inventoryAdjustmentGroup": group_view(ctx.store, group) if group else None,
             "userErrors": outcome.errors}
+
+
+def _create_fulfillment(root: Any, info: GraphQLResolveInfo, fulfillment: dict[str, Any],
+                        message: str | None = None) -> View:
+    ctx = _ctx(info)
+    created, errors = create_fulfillment(ctx.book, fulfillment, ctx.now())
+    return {"fulfillment": fulfillment_view(created) if created is not None else None,
+            "userErrors": errors}
 
 
 _QUERY_ROOT: dict[str, Callable[..., Any]] = {
@@ -367,4 +422,5 @@ def shopify_schema() -> GraphQLSchema:
     for name, resolver in _QUERY_ROOT.items():
         schema.query_type.fields[name].resolve = resolver
     schema.mutation_type.fields["inventorySetQuantities"].resolve = _set_quantities
+    schema.mutation_type.fields["fulfillmentCreate"].resolve = _create_fulfillment
     return schema

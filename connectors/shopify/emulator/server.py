@@ -9,6 +9,10 @@ Shopify (see the Shopify section of channels.md in the shared notes):
   over 1000 is MAX_COST_EXCEEDED, more than the bucket holds is THROTTLED, both HTTP 200;
 - an order takes `available` at the primary location into `committed`; fulfilment ships
   committed units; cancelling, CANCEL and RETURN refunds and edits put units back;
+- an order has one fulfillment order (OPEN, IN_PROGRESS, CLOSED once nothing remains or the
+  order is cancelled); `fulfillmentCreate` fulfils its line items' units with a carrier and
+  tracking number, or answers userErrors and fulfils nothing (emulator/fulfilment.py); it has
+  no idempotency key; `Order.fulfillments` lists every fulfilment, oldest first;
 - `inventorySetQuantities` needs `@idempotent(key:)` and a `changeFromQuantity` per quantity
   (null skips the check), is atomic, and replays its first outcome for a repeated key;
 - orders search `updated_at:>'...'` compares whole seconds, as updatedAt shows them; keyset
@@ -20,7 +24,9 @@ Shopify (see the Shopify section of channels.md in the shared notes):
   ACCESS_DENIED error; `totalPriceSet` is the sum of the lines at their variants' prices, in
   the shop's `currency`; `processedAt` is when it was placed (or the `processed_at` given).
 Injected page faults (duplicates, shuffles, stale versions) hit pages of `orders` only; a
-page keeps its real `endCursor`. A lost answer is only ever an `inventorySetQuantities` one.
+page keeps its real `endCursor`. A lost answer is only ever an `inventorySetQuantities` or a
+`fulfillmentCreate` one. `GET /_sandbox/orders` lists an order's fulfilments as its shipments
+(carrier and tracking empty for the sandbox's own ship, which is a fulfilment too).
 Extra control routes: `POST /_sandbox/orders` also takes `"test": true`,
 `"financial_status": "PENDING"` and `"processed_at"` (an earlier time: an imported order);
 `POST /_sandbox/orders/{id}/ship` an optional `{"lines": [{"sku", "quantity"}]}`;
@@ -85,7 +91,8 @@ class ShopifyEmulator(Emulator):
     """
 
     channel_type = "shopify"
-    write_operations: ClassVar[frozenset[str]] = frozenset({"graphql:inventorySetQuantities"})
+    write_operations: ClassVar[frozenset[str]] = frozenset({"graphql:inventorySetQuantities",
+                                                            "graphql:fulfillmentCreate"})
 
     def __init__(self, *, access_token: str | None = None, api_version: str = "2026-10",
                  seed: int | None = None, clock: Callable[[], datetime] | None = None,

@@ -1,5 +1,5 @@
-"""The WooCommerce emulator's orders: the order, the copy of itself it keeps for stale pages,
-and its row for ``GET /_sandbox/orders``.
+"""The WooCommerce emulator's orders: the order, its notes, the copy of itself it keeps for
+stale pages, and its row for ``GET /_sandbox/orders``.
 
 An order changes only by its status (and the payment date its first paid status sets), so a
 copy of the order taken just before a status change is the version a stale page shows. Line
@@ -8,17 +8,23 @@ items never change once placed, so the copy shares them.
 Each order has a buyer: a first and last name drawn from a small fixed list by the emulator's
 seed and the order's id (never from the fault plan's random draws, so faults replay the
 same). Emulated buyers have no address, email or phone: those billing fields are empty.
+
+WooCommerce has no shipments: a seller (or channelsync) tells the buyer with an order note.
+The row's ``shipments`` are the sandbox's reading of the notes written the way channelsync
+writes them (``shipment_in``): a first row "Shipped with CARRIER, tracking number NUMBER."
+and a row "N x NAME (SKU S)" per line; any other note is just a note.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["LineItem", "Order", "buyer_name", "earlier", "money"]
+__all__ = ["LineItem", "Note", "Order", "buyer_name", "earlier", "money", "shipment_in"]
 
 FIRST_NAMES = ("Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiroshi", "Ines",
                "Jonas", "Kaja", "Luis")
@@ -28,6 +34,8 @@ LAST_NAMES = ("Achterberg", "Bianchi", "Costa", "Dubois", "Eriksen", "Fischer", 
 # Statuses whose units never leave (or no longer wait for) the shelf. A checkout draft is a
 # cart, not a sale: it holds nothing, and a client reading the API ignores it.
 ENDED = frozenset({"cancelled", "failed", "refunded", "checkout-draft"})
+_SHIPPED = re.compile(r"Shipped with (?P<carrier>.+), tracking number (?P<tracking>.+)\.")
+_SHIPPED_LINE = re.compile(r"(?P<quantity>[1-9][0-9]*) x .* \(SKU (?P<sku>.+)\)")
 
 
 def buyer_name(seed: int | None, order_id: int) -> tuple[str, str]:
@@ -39,6 +47,29 @@ def buyer_name(seed: int | None, order_id: int) -> tuple[str, str]:
 def money(amount: Decimal) -> str:
     """WooCommerce's amounts: a decimal string with the store's two decimals."""
     return f"{amount:.2f}"
+
+
+def shipment_in(text: str) -> dict[str, Any] | None:
+    """The shipment a note tells of, as ``GET /_sandbox/orders`` lists it (None: another
+    kind of note)."""
+    rows = text.splitlines()
+    head = _SHIPPED.fullmatch(rows[0].strip()) if rows else None
+    if head is None:
+        return None
+    lines = [{"sku": m["sku"], "quantity": int(m["quantity"])}
+             for m in (_SHIPPED_LINE.fullmatch(row.strip()) for row in rows[1:]) if m]
+    return {"carrier": head["carrier"], "tracking": head["tracking"], "lines": lines}
+
+
+@dataclass
+class Note:
+    """An order note (a WordPress comment on the order): private, or for the customer."""
+
+    id: int
+    created: datetime
+    note: str
+    customer_note: bool = False
+    added_by_user: bool = False  # False: written in WooCommerce's name ("system")
 
 
 @dataclass
@@ -68,6 +99,7 @@ class Order:
     paid: datetime | None = None  # date_paid: set when it first became processing or completed
     buyer: tuple[str, str] = ("", "")  # billing first and last name
     currency: str = "EUR"
+    notes: list[Note] = field(default_factory=list)  # a note never changes the order
     # as it was before its latest status change, for a page that shows it stale
     previous: Order | None = field(default=None, repr=False, compare=False)
 
@@ -95,8 +127,9 @@ class Order:
                   "shipped": i.quantity if shipped else 0,
                   "cancelled": i.quantity if cancelled else 0, "restocked": 0}
                  for i in self.line_items]
+        shipments = [s for s in (shipment_in(n.note) for n in self.notes) if s is not None]
         return {"order_id": str(self.id), "status": self.status, "lines": lines,
-                "shipments": [], "buyer": None}
+                "shipments": shipments, "buyer": None}
 
 
 def earlier(order: Order) -> Order | None:

@@ -24,7 +24,10 @@ default: paid at once), "on-hold" (awaiting a bank transfer: stock reduced, not 
 "pending" (awaiting payment: stock not reduced); `PUT /orders/{id}` moves it on.
 Injected page faults (duplicates, shuffles, stale versions) hit pages of orders only, and leave
 X-WP-Total and the Link header true; a lost answer is only ever that of a product, variation
-or order write. `GET /_sandbox/orders` lists every order as the store holds it.
+or order write (an order note is one). `GET /_sandbox/orders` lists every order as the store
+holds it, with the shipments its notes tell of (orders.shipment_in: WooCommerce itself has no
+shipments). Order notes (`/orders/{id}/notes`) are listed newest first, all of them (the
+endpoint has no paging), `type` any, customer or internal; adding one never changes the order.
 """
 
 from __future__ import annotations
@@ -53,7 +56,14 @@ from channelsync.sandbox.emulator import (
     route,
     sku_quantity,
 )
-from connectors.woocommerce.emulator.orders import LineItem, Order, buyer_name, earlier, money
+from connectors.woocommerce.emulator.orders import (
+    LineItem,
+    Note,
+    Order,
+    buyer_name,
+    earlier,
+    money,
+)
 
 __all__ = ["WooCommerceEmulator"]
 
@@ -61,6 +71,9 @@ API = "/wp-json/wc/v3"
 PRODUCT = rf"{API}/products/(?P<id>\d+)"
 VARIATIONS = rf"{API}/products/(?P<pid>\d+)/variations"
 ORDER = rf"{API}/orders/(?P<id>\d+)"
+NOTE_TYPES = ("any", "customer", "internal")
+# What rest_is_boolean() takes besides true and false (and the integers 0 and 1).
+BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False, "": False}
 STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed",
             "checkout-draft")
 REDUCES_STOCK = frozenset({"processing", "on-hold", "completed"})
@@ -136,7 +149,7 @@ class WooCommerceEmulator(Emulator):
     channel_type = "woocommerce"
     write_operations: ClassVar[frozenset[str]] = frozenset({
         "update_product", "batch_products", "update_variation", "batch_variations",
-        "update_order"})
+        "update_order", "create_order_note"})
 
     def __init__(self, *, consumer_key: str | None = None, consumer_secret: str | None = None,
                  seed: int | None = None, clock: Callable[[], datetime] | None = None,
@@ -158,6 +171,7 @@ class WooCommerceEmulator(Emulator):
             self._orders: dict[int, Order] = {}
             self._nonces: dict[str, float] = {}
             self._next_post, self._next_item = 100, 1  # posts (products, orders) share ids
+            self._next_note = 1000  # notes are WordPress comments: ids of their own
             self._last = datetime.min.replace(tzinfo=UTC)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -627,6 +641,32 @@ class WooCommerceEmulator(Emulator):
             self._set_status(order, body["status"])
         return 200, self._order_json(order), {}
 
+    @route("GET", rf"{ORDER}/notes", "list_order_notes")
+    def list_order_notes(self, request: Request) -> Response:
+        order, kind = self._order(request.params["id"], 404), request.arg("type", "any")
+        if kind not in NOTE_TYPES:
+            raise invalid_param("type", f"type is not one of {', '.join(NOTE_TYPES)}.")
+        notes = [n for n in reversed(order.notes)  # newest first, as get_comments() sorts
+                 if kind == "any" or n.customer_note == (kind == "customer")]
+        return 200, [_note_json(n) for n in notes], {}
+
+    @route("POST", rf"{ORDER}/notes", "create_order_note")
+    def create_order_note(self, request: Request) -> Response:
+        order = self._orders.get(int(request.params["id"]))
+        if order is None:  # this endpoint's own code, not woocommerce_rest_shop_order_...
+            raise wc_error(404, "woocommerce_rest_order_invalid_id", "Invalid order ID.")
+        body = _object(request.json())
+        if "note" not in body:
+            raise wc_error(400, "rest_missing_callback_param", "Missing parameter(s): note",
+                           params=["note"])
+        if not isinstance(body["note"], str):
+            raise invalid_param("note", "note is not of type string.")
+        flags = [_boolean(body, name) for name in ("customer_note", "added_by_user")]
+        self._next_note += 1
+        note = Note(self._next_note, self._tick(), body["note"], *flags)
+        order.notes.append(note)
+        return 201, _note_json(note), {}
+
     # -- paging ------------------------------------------------------------------------------
 
     def _page(self, request: Request, items: list[Any], render: Callable[[Any], Any],
@@ -674,6 +714,24 @@ def _error_body(err: SandboxError) -> dict[str, Any]:
         err.status, "rest_invalid_param")
     data = {"status": err.status, **(err.data or {})}
     return {"code": code, "message": err.message, "data": data}
+
+
+def _note_json(note: Note) -> dict[str, Any]:
+    return {"id": note.id, "author": "admin" if note.added_by_user else "system",
+            "date_created": fmt(note.created), "date_created_gmt": fmt(note.created),
+            "note": note.note, "customer_note": note.customer_note,
+            "added_by_user": note.added_by_user}
+
+
+def _boolean(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[value.lower()]
+    raise invalid_param(name, f"{name} is not of type boolean.")
 
 
 def _item_id(item: Any) -> Any:
