@@ -64,3 +64,14 @@ def test_the_demo_fits_80_columns_and_logs_nothing_alarming(
     for word in ("Traceback", "WARNING", "ERROR", "drift"):
         assert word not in proc.stdout + proc.stderr
     assert "…" not in proc.stdout  # no truncated header or cell
+
+
+def test_after_the_rush_an_order_is_picked_packed_by_scanning_and_shipped(
+    demo: tuple[subprocess.CompletedProcess[str], float],
+) -> None:
+    out = " ".join(demo[0].stdout.split())
+    assert "After the rush: the order book holds" in out
+    assert "is picked and packed by scanning" in out
+    assert ", not in this order" in out  # the wrong product scanned on the way, refused
+    assert "Shipped (channelsync ship):" in out
+    assert "now says completed, shipment DHL JD014600006281234567" in out

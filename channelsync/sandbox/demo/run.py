@@ -26,6 +26,7 @@ from channelsync.ledger.schema import state_t
 from channelsync.ledger.stock import StockRow
 from channelsync.registry import load_emulator
 from channelsync.sandbox.demo import scenario as s
+from channelsync.sandbox.demo.fulfil import after_sales
 from channelsync.sandbox.demo.measure import Propagation, explain_oversells
 from channelsync.sandbox.demo.view import Snapshot, legend, live, verdict
 from channelsync.service.alerts import AlertDispatcher
@@ -121,7 +122,9 @@ class Demo:
                 for buyer in buyers:
                     buyer.join()
                 self._settle(screen)
-            return self._verdict()
+            code = self._verdict()
+            after_sales(self.app, self.emulators, self.console)
+            return code
         finally:
             stop.set()
             for shopper in self.shoppers.values():
@@ -137,7 +140,7 @@ class Demo:
             for sku, quantity in s.FBA.get(name, {}).items():
                 self._post(name, "/_sandbox/listings",
                            {"sku": sku, "quantity": quantity, "fulfillment": "AFN"})
-        self.app.set_stock([StockRow(sku, qty, title=title)
+        self.app.set_stock([StockRow(sku, qty, title=title, barcode=s.BARCODES[sku])
                             for sku, (title, qty) in s.CATALOG.items()], reason="stock count")
         self.console.print(
             f"[bold]channelsync demo[/bold]: a homeware shop sells on {len(s.LISTED)} channels "

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from channelsync.ledger.barcodes import check_digit
+
 # sku -> (title, units on the shelf at the start)
 CATALOG: dict[str, tuple[str, int]] = {
     "MUG-BLUE": ("Blue mug", 24),
@@ -29,6 +31,9 @@ CATALOG: dict[str, tuple[str, int]] = {
     "LAMP": ("Desk lamp", 1),
 }
 KITS = {"MUG-2PACK": {"MUG-BLUE": 2}}  # a multipack: two blue mugs
+# The EAN-13 on each product's label (made up, with right check digits): packing scans them.
+BARCODES = {sku: f"{body}{check_digit(body)}" for sku, body in zip(
+    CATALOG, (f"590123412{n:03d}" for n in range(10, 10 + len(CATALOG))), strict=True)}
 TYPES = {"webshop": "woocommerce", "outlet": "woocommerce", "amazon": "amazon",
          "ebay": "ebay", "shopify": "shopify"}
 LISTED: dict[str, list[str]] = {  # what each channel sells
