@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -32,11 +33,15 @@ from channelsync.connector import (
     Capabilities,
     ChannelListing,
     Connector,
+    Fulfils,
     ListingProblem,
     OrderLineSnapshot,
     OrderPage,
     PushItem,
     PushResult,
+    Shipment,
+    ShipmentLine,
+    ShipmentResult,
 )
 from channelsync.errors import (
     ChannelError,
@@ -546,6 +551,128 @@ class ConnectorContract:
         assert sandbox.order_response(("CT-A", 1)).status_code == 409
         assert sandbox.quantities() == {"CT-A": 0, "CT-B": 5}
         assert [s.ordered for s in self.pulled(connector, since).values()] == [2]
+
+    # -- 9. confirming shipments ---------------------------------------------------------------
+    # Every built-in connector implements ``Fulfils``; its emulator records each shipment and
+    # lists it in ``GET /_sandbox/orders/{id}`` as ``"shipments": [{"carrier", "tracking",
+    # "lines": [{"sku", "quantity"}]}]``, and counts its fulfilment call as a write (so the
+    # ``lost_answer_rate`` fault applies to it).
+
+    partial_shipments: ClassVar[bool] = True  # a shipment may carry some lines of an order
+    checks_tracking: ClassVar[bool] = True  # the channel refuses a malformed tracking number
+
+    def shipment(self, connector: Watched, since: datetime, order_id: str, tracking: str,
+                 *, lines: int | None = None, key: str = "") -> Shipment:
+        """A shipment of the order's lines as pulled (the first ``lines`` of them)."""
+        snaps = self.lines_of(self.pulled(connector, since), order_id)
+        assert snaps, f"order {order_id} not pulled"
+        chosen = snaps if lines is None else snaps[:lines]
+        return Shipment(self.order_key(order_id),
+                        [ShipmentLine(s.line_id, s.channel_sku, s.ordered) for s in chosen],
+                        "DHL", tracking, key or f"cs-contract-{tracking}",
+                        datetime.now(UTC), completes_order=len(chosen) == len(snaps))
+
+    def shipped_on_channel(self, sandbox: Sandbox, order_id: str) -> list[dict[str, Any]]:
+        row = sandbox.call("GET", f"orders/{order_id}")
+        shipments: list[dict[str, Any]] = row["shipments"]
+        return shipments
+
+    def confirm(self, connector: Watched, shipment: Shipment) -> ShipmentResult:
+        inner = connector.inner
+        assert isinstance(inner, Fulfils), "a built-in connector confirms shipments"
+        try:
+            result = inner.confirm_shipment(shipment)
+        except Exception as exc:
+            connector.seen.append(exc)
+            raise
+        if result.error is not None:
+            connector.seen.append(result.error)
+        return result
+
+    def test_a_shipment_is_confirmed_with_its_carrier_and_tracking_number(
+        self, connector: Watched, sandbox: Sandbox, since: datetime
+    ) -> None:
+        sandbox.add_listings({"CT-A": 5, "CT-B": 5})
+        order_id = sandbox.order(("CT-A", 2), ("CT-B", 1))
+        result = self.confirm(connector, self.shipment(connector, since, order_id, "TRK0001"))
+        assert result.ok and result.error is None and not result.already
+        (shipped,) = self.shipped_on_channel(sandbox, order_id)
+        assert (shipped["carrier"], shipped["tracking"]) == ("DHL", "TRK0001")
+        assert sorted((x["sku"], x["quantity"]) for x in shipped["lines"]) == [
+            ("CT-A", 2), ("CT-B", 1)]
+        after = self.lines_of(self.pulled(connector, since), order_id)
+        assert [s.shipped for s in after] == [s.ordered for s in after]  # the channel says so
+
+    def test_the_same_shipment_again_is_found_not_created_twice(
+        self, connector: Watched, sandbox: Sandbox, since: datetime
+    ) -> None:
+        sandbox.add_listings({"CT-A": 5})
+        order_id = sandbox.order(("CT-A", 1))
+        shipment = self.shipment(connector, since, order_id, "TRK0002")
+        assert self.confirm(connector, shipment).ok
+        again = self.confirm(connector, shipment)
+        assert again.ok and again.already
+        assert len(self.shipped_on_channel(sandbox, order_id)) == 1
+
+    def test_a_lost_answer_then_a_retry_is_one_shipment(
+        self, connector: Watched, sandbox: Sandbox, since: datetime
+    ) -> None:
+        sandbox.add_listings({"CT-A": 5})
+        order_id = sandbox.order(("CT-A", 1))
+        shipment = self.shipment(connector, since, order_id, "TRK0003")
+        sandbox.faults(lost_answer_rate=1.0)
+        with pytest.raises(RetriableChannelError):
+            self.confirm(connector, shipment)
+        sandbox.faults(lost_answer_rate=0.0)
+        retry = self.confirm(connector, shipment)
+        assert retry.ok and retry.already
+        assert len(self.shipped_on_channel(sandbox, order_id)) == 1
+
+    def test_a_partial_shipment_carries_only_its_lines(
+        self, connector: Watched, sandbox: Sandbox, since: datetime
+    ) -> None:
+        if not self.partial_shipments:
+            pytest.skip("this channel's orders show no partly shipped lines (see the README)")
+        sandbox.add_listings({"CT-A": 5, "CT-B": 5})
+        order_id = sandbox.order(("CT-A", 1), ("CT-B", 2))
+        assert self.confirm(connector, self.shipment(connector, since, order_id, "TRK0004",
+                                                     lines=1)).ok
+        (shipped,) = self.shipped_on_channel(sandbox, order_id)
+        assert len(shipped["lines"]) == 1
+        after = self.lines_of(self.pulled(connector, since), order_id)
+        assert [s.shipped for s in after] == [after[0].ordered, 0]
+        first = self.shipment(connector, since, order_id, "TRK0005")
+        rest = replace(first, lines=first.lines[1:], completes_order=True)
+        assert self.confirm(connector, rest).ok
+        assert [len(x["lines"]) for x in self.shipped_on_channel(sandbox, order_id)] == [1, 1]
+        done = self.lines_of(self.pulled(connector, since), order_id)
+        assert [s.shipped for s in done] == [s.ordered for s in done]
+
+    def test_an_unknown_or_cancelled_order_is_refused_for_good(
+        self, connector: Watched, sandbox: Sandbox, since: datetime
+    ) -> None:
+        sandbox.add_listings({"CT-A": 5})
+        order_id = sandbox.order(("CT-A", 1))
+        shipment = self.shipment(connector, since, order_id, "TRK0006")
+        sandbox.cancel(order_id)
+        refused = self.confirm(connector, shipment)
+        assert not refused.ok and isinstance(refused.error, PermanentChannelError)
+        assert self.shipped_on_channel(sandbox, order_id) == []
+        ghost = replace(shipment, order_id=self.order_key("999999999"), key="cs-contract-ghost")
+        unknown = self.confirm(connector, ghost)
+        assert not unknown.ok and isinstance(unknown.error, PermanentChannelError)
+
+    def test_a_malformed_tracking_number_is_refused(
+        self, connector: Watched, sandbox: Sandbox, since: datetime
+    ) -> None:
+        if not self.checks_tracking:
+            pytest.skip("this channel takes any text as tracking (see the README's notes)")
+        sandbox.add_listings({"CT-A": 5})
+        order_id = sandbox.order(("CT-A", 1))
+        bad = self.shipment(connector, since, order_id, "not a tracking number!")
+        refused = self.confirm(connector, bad)
+        assert not refused.ok and isinstance(refused.error, PermanentChannelError)
+        assert self.shipped_on_channel(sandbox, order_id) == []
 
 
 # -- module helpers ------------------------------------------------------------------------------

@@ -37,6 +37,11 @@ class TestEbayContract(ConnectorContract):
     open_status = "paid"  # a sandbox order is paid at once
     cancel_restores_stock = True
     throttle_sends_retry_after = False  # eBay's error 518 says nothing about when
+    # CompleteSale ships one line at a time (ItemID + TransactionID), each with its own
+    # tracking number; a line ships whole (the connector refuses part of a line's units).
+    partial_shipments = True
+    # eBay checks a tracking number against the carrier's numbering scheme (error 2191111).
+    checks_tracking = True
 
     @pytest.fixture
     def emulator(self, clock: ManualClock) -> Iterator[EbayEmulator]:

@@ -30,6 +30,10 @@ class TestWooCommerceContract(ConnectorContract):
     listing_page_size = PER_PAGE
     open_status = "processing"  # a paid order: WooCommerce has reduced the stock
     cancel_restores_stock = True
+    # A shipment is an order note: the order shows its lines shipped only once it is
+    # completed, with the last shipment (line items have no shipped quantity).
+    partial_shipments = False
+    checks_tracking = False  # any text goes in a note
 
     @pytest.fixture
     def emulator(self, clock: ManualClock) -> Iterator[WooCommerceEmulator]:

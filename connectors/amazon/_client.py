@@ -101,6 +101,7 @@ class Clients:
     """The library clients of one channel (untyped: the library has no annotations)."""
 
     orders: Any  # Orders API 2026-01-01
+    orders_v0: Any  # Orders API v0: confirmShipment, which 2026-01-01 does not have
     listings: Any  # Listings Items API 2021-08-01
     feeds: Any  # FeedsClient, Feeds API 2021-06-30
 
@@ -112,6 +113,7 @@ def make_clients(
     build = partial(_client, marketplace=marketplace, credentials=credentials,
                     token_class=token_class, http=http, timeout=timeout)
     return Clients(orders=build(Orders, version="2026-01-01"),
+                   orders_v0=build(Orders, version="v0"),
                    listings=build(ListingsItems, version="2021-08-01"),
                    feeds=build(FeedsClient))
 

@@ -9,6 +9,8 @@
   ``fulfillment_availability``, ``DEFAULT`` channel); more, one ``JSON_LISTINGS_FEED``.
 - Listings: ``searchListingsItems`` with summaries and fulfillment availability. FBA (AFN)
   listings are read with ``managed=False``, remembered, and refused if asked to push.
+- Shipments: Orders v0 ``confirmShipment``, one package each, after a ``getOrder`` that
+  finds one an earlier try left (``_shipping``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from channelsync.connector import (
     OrderPage,
     PushItem,
     PushResult,
+    Shipment,
+    ShipmentResult,
 )
 from channelsync.errors import (
     ConfigError,
@@ -56,6 +60,7 @@ from connectors.amazon._listings import (
     quantity_patch,
 )
 from connectors.amazon._orders import Position, parse_page
+from connectors.amazon._shipping import Shipping
 from connectors.amazon._transport import CredentialsRefused, Http
 
 DEFAULT_TIMEOUT = 10.0  # the library's own default for sync clients is 5 s
@@ -72,6 +77,8 @@ PUSH_BATCH_SIZE = 10_000  # the engine's batch: more than feed_threshold goes as
 # request every 3 minutes after a burst of 20: pages beyond the burst wait in pull_orders.
 USAGE_PLANS = {
     "searchOrders": RateLimit(0.0056, 20),
+    "getOrder": RateLimit(0.5, 30),
+    "confirmShipment": RateLimit(2.0, 10),
     "searchListingsItems": RateLimit(5.0, 5),
     "patchListingsItem": RateLimit(5.0, 5),
     "createFeedDocument": RateLimit(0.5, 15),
@@ -164,6 +171,7 @@ class AmazonConnector:
                              self.marketplace.marketplace_id, settings.feed_poll_interval,
                              settings.feed_timeout, settings.feed_wait, sleep=sleep,
                              clock=monotonic)
+        self._shipping = Shipping(self._api, self._clients, self.marketplace.marketplace_id)
 
     def __repr__(self) -> str:
         return (f"AmazonConnector(name={self.name!r}, "
@@ -310,6 +318,12 @@ class AmazonConnector:
 
     def _failed(self, sku: str, message: str) -> PushResult:
         return PushResult(sku, ok=False, error=PermanentChannelError(message, channel=self.name))
+
+    # -- shipments ------------------------------------------------------------------------
+
+    def confirm_shipment(self, shipment: Shipment) -> ShipmentResult:
+        """confirmShipment for the shipment's package, unless Amazon has it already."""
+        return self._shipping.confirm(shipment)
 
     def close(self) -> None:
         self._http.close()

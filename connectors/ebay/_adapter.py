@@ -48,6 +48,16 @@ class Fault:
         return f"eBay error {self.code}: {self.short or self.long}"[:300]
 
 
+class CallRefused(PermanentChannelError):
+    """eBay refused a call for good (Ack=Failure with request errors); ``codes`` are its
+    error codes, for a caller that recovers from one in particular."""
+
+    def __init__(self, message: str, *, codes: frozenset[str], channel: str = "",
+                 status: int | None = None) -> None:
+        super().__init__(message, channel=channel, status=status)
+        self.codes = codes
+
+
 @dataclass(frozen=True)
 class Reply:
     """An answer eBay accepted at least in part: the body below ``{Call}Response``."""
@@ -138,7 +148,7 @@ class TradingClient:
             return PermanentChannelError(message, channel=self.channel, status=status)
         if status >= 500 or any(f.classification == "SystemError" for f in faults):
             return self._retriable(message, status)
-        return PermanentChannelError(message, channel=self.channel, status=status)
+        return CallRefused(message, codes=frozenset(codes), channel=self.channel, status=status)
 
     def _retriable(self, message: str, status: int | None = None) -> RetriableChannelError:
         return RetriableChannelError(self._redact(message), channel=self.channel, status=status)
@@ -197,4 +207,4 @@ def child(node: Any, *path: str) -> Any:
     return node
 
 
-__all__ = ["Credentials", "Fault", "Reply", "TradingClient", "as_list", "child"]
+__all__ = ["CallRefused", "Credentials", "Fault", "Reply", "TradingClient", "as_list", "child"]

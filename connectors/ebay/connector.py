@@ -2,9 +2,12 @@
 
 Orders come from ``GetOrders`` by modification time (windows of at most 30 days, never older
 than 90 days, pages of 100), each as its line snapshots and one ``OrderSnapshot`` (status,
-times, the buyer's eBay user ID, total); quantities go out through ``ReviseInventoryStatus``,
-four items per call; listings are read from ``GetMyeBaySelling``'s ActiveList. A listing's
-``ref`` is ``"<ItemID>"``, or ``"<ItemID>/<SKU>"`` for a variation.
+times, the buyer's eBay user ID, total); a line is shipped when the order is (its
+ShippedTime) or when the line itself is (the transaction's ShippedTime: eBay marks lines
+shipped one by one). Quantities go out through ``ReviseInventoryStatus``, four items per
+call; listings are read from ``GetMyeBaySelling``'s ActiveList. A listing's ``ref`` is
+``"<ItemID>"``, or ``"<ItemID>/<SKU>"`` for a variation. Shipments are confirmed with
+``CompleteSale`` (``_fulfil``).
 
 Zero quantities: without the seller's out-of-stock control a listing *ends* at 0. The
 ``zero_policy`` says what to do then: ``push`` sends the 0 and eBay ends the listing (warned
@@ -33,10 +36,13 @@ from channelsync.connector import (
     OrderSnapshot,
     PushItem,
     PushResult,
+    Shipment,
+    ShipmentResult,
 )
 from channelsync.errors import ChannelError, PermanentChannelError
 from connectors._time import parse_utc
 from connectors.ebay._adapter import Credentials, Fault, TradingClient, as_list, child
+from connectors.ebay._fulfil import Fulfilment
 
 MAX_ITEMS_PER_REVISE = 4
 ORDERS_PER_PAGE = 100
@@ -189,6 +195,7 @@ class EbayConnector:
         self._api = TradingClient(name, endpoint, _credentials(settings),
                                   site_id=settings.site_id,
                                   compatibility=settings.compatibility, timeout=settings.timeout)
+        self._fulfilment = Fulfilment(self._api, order_state)
 
     def __repr__(self) -> str:
         return f"EbayConnector(name={self.name!r}, domain={self._api.domain!r})"
@@ -373,6 +380,12 @@ class EbayConnector:
         error = PermanentChannelError(message, channel=self.name)
         return PushResult(item.channel_sku, ok=False, error=error, ref=item.ref)
 
+    # -- shipments ------------------------------------------------------------------------
+
+    def confirm_shipment(self, shipment: Shipment) -> ShipmentResult:
+        """CompleteSale for the shipment's lines, after reading what eBay has (``_fulfil``)."""
+        return self._fulfilment.confirm(shipment)
+
     def close(self) -> None:
         """Nothing to release: ebaysdk opens and closes a session per call."""
 
@@ -490,11 +503,12 @@ def _parse_line(order_id: str, status: str, changed_at: datetime,
         return BadRecord(f"QuantityPurchased {quantity!r} is not a whole number", key,
                          _impersonal_tx(tx))
     ordered = int(quantity)
+    shipped = status == "shipped" or bool(child(tx, "ShippedTime"))  # eBay ships whole lines
     return OrderLineSnapshot(
         order_id=order_id, line_id=line_id, channel_sku=sku, ordered=ordered, status=status,
         changed_at=changed_at,
-        shipped=ordered if status == "shipped" else 0,
-        cancelled=ordered if status == "cancelled" else 0,
+        shipped=ordered if shipped else 0,
+        cancelled=ordered if status == "cancelled" and not shipped else 0,
     )
 
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from channelsync.sandbox.emulator import Request
+from connectors.amazon.emulator.shipping import Package, package_2026, shipment_row
 from connectors.amazon.emulator.wire import (
     Marketplace,
     amazon_error,
@@ -78,6 +79,7 @@ class Order:
     items: list[Item]
     versions: list[Version] = field(default_factory=list)
     buyer: str = ""  # the buyer's full name (buyer.buyerName)
+    packages: list[Package] = field(default_factory=list)  # confirmShipment's, in order
 
     @property
     def current(self) -> Version:
@@ -293,7 +295,8 @@ def _money(amount: Decimal, market: Marketplace, v0: bool = False) -> dict[str, 
 
 
 def order_2026(order: Order, version: Version, included: set[str]) -> dict[str, Any]:
-    """An Order of the 2026-01-01 model; datasets appear only when `includedData` asks."""
+    """An Order of the 2026-01-01 model; datasets appear only when `includedData` asks
+    (PACKAGES: the packages confirmShipment added, of merchant-fulfilled orders)."""
     paid = version.status not in UNPAID
     out: dict[str, Any] = {
         "orderId": order.order_id, "createdTime": iso(order.created),
@@ -312,6 +315,9 @@ def order_2026(order: Order, version: Version, included: set[str]) -> dict[str, 
                               "fulfillmentServiceLevel": "STANDARD"}
     out["orderItems"] = [_item_2026(order, version, n, included, paid)
                          for n in range(len(order.items))]
+    shown = [p for p in order.packages if p.created <= version.at]  # as of that version
+    if "PACKAGES" in included and shown and not order.afn:
+        out["packages"] = [package_2026(p) for p in shown]
     return out
 
 
@@ -387,7 +393,8 @@ def order_row(order: Order) -> dict[str, Any]:
              for item, sent in zip(order.items, version.shipped, strict=True)]
     return {"order_id": order.order_id, "status": version.status,
             "fulfilled_by": "AMAZON" if order.afn else "MERCHANT", "lines": lines,
-            "shipments": [], "buyer": None}
+            "shipments": [shipment_row(p, {i.item_id: i.sku for i in order.items})
+                          for p in order.packages], "buyer": None}
 
 
 def _line_row(item: Item, sent: int, status: str) -> dict[str, Any]:

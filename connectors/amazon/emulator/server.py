@@ -2,10 +2,11 @@
 and the feed document storage for the real python-amazon-sp-api client, unchanged.
 
 Served: `POST /auth/o2/token`; Orders 2026-01-01 searchOrders and getOrder; Orders v0
-getOrders and getOrderItems; Listings Items 2021-08-01 get, patch and search; Feeds
-2021-06-30 createFeedDocument, createFeed, getFeed, cancelFeed, getFeedDocument, with
-presigned upload and download URLs under `/_storage/`. Shapes follow Amazon's models in
-`tests/reference/amazon-sp-api/` (a test validates them). Beyond the shared control API:
+getOrders, getOrderItems and confirmShipment (see shipping.py); Listings Items 2021-08-01
+get, patch and search; Feeds 2021-06-30 createFeedDocument, createFeed, getFeed, cancelFeed,
+getFeedDocument, with presigned upload and download URLs under `/_storage/`. Shapes follow
+Amazon's models in `tests/reference/amazon-sp-api/` (a test validates them). Beyond the
+shared control API:
 `POST /_sandbox/orders/{id}/status {"status": "PartiallyShipped", "shipped": {"MUG": 1}}`
 and `GET /_sandbox/feeds` (every feed with its uploaded document). Behaviour copied from
 Amazon (see the Amazon section of channels.md in the shared notes):
@@ -30,7 +31,9 @@ Amazon (see the Amazon section of channels.md in the shared notes):
   client that follows the header, as the connector does, does not hold back for nothing);
   injected 5xx are sometimes bodiless, which the library turns into an empty result.
 Injected page faults (duplicates, shuffles, stale versions) hit the pages of searchOrders
-and getOrders; `GET /_sandbox/orders` lists every order as it is now, lag or not.
+and getOrders; `GET /_sandbox/orders` lists every order as it is now, lag or not, with the
+packages confirmShipment added as its `shipments`. patchListingsItem, createFeed and
+confirmShipment, the writes, lose their answers.
 LWA and `/_storage/` are exempt from injected faults and rate limits. Issued access tokens
 survive `/_sandbox/reset` (the client library caches them for an hour).
 """
@@ -126,7 +129,8 @@ class AmazonEmulator(Emulator):
     # A feed is applied later, but applied: its lost answer is a lost write as well. A
     # VALIDATION_PREVIEW patch goes by the same name, so it can lose its answer too (having
     # changed nothing: a plain 5xx); channelsync sends none.
-    write_operations: ClassVar[frozenset[str]] = frozenset({"patchListingsItem", "createFeed"})
+    write_operations: ClassVar[frozenset[str]] = frozenset({"patchListingsItem", "createFeed",
+                                                            "confirmShipment"})
 
     def __init__(self, *, refresh_token: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, seller_id: str | None = None,
@@ -345,6 +349,12 @@ class AmazonEmulator(Emulator):
     def get_order_items(self, request: Request) -> Response:
         order, version = self._visible_order(unquote(request.params["id"]))
         return 200, {"payload": order_items_v0(order, version)}, {}
+
+    @route("POST", rf"{ORDERS_V0}/(?P<id>[^/]+)/shipmentConfirmation", "confirmShipment")
+    def confirm_shipment(self, request: Request) -> Response:
+        self.account.confirm_shipment(unquote(request.params["id"]), json_body(request),
+                                      self._now())
+        return 204, Raw(b"", "application/json"), {}
 
     # -- Listings Items API 2021-08-01 ------------------------------------------------------
 

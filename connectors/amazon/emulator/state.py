@@ -1,12 +1,13 @@
 """The seller account behind the Amazon emulator: listings, orders and how they change,
 without HTTP. Amazon takes units off a listing when the order is placed (Pending already
-holds them), puts back what was not shipped when an order is canceled, and never sells more
-than a listing has."""
+holds them), puts back what was not shipped when an order is canceled, never sells more
+than a listing has, and counts a confirmed package's units as shipped (shipping.py)."""
 
 from __future__ import annotations
 
 import random
 import zlib
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,7 +22,8 @@ from connectors.amazon.emulator.listings import (
     issue,
 )
 from connectors.amazon.emulator.orders import STATUS_2026, Item, Order, Version, buyer_name
-from connectors.amazon.emulator.wire import Marketplace, new_asin, new_order_id
+from connectors.amazon.emulator.shipping import Package, read_package
+from connectors.amazon.emulator.wire import Marketplace, amazon_error, new_asin, new_order_id
 
 __all__ = ["SellerAccount"]
 
@@ -205,6 +207,16 @@ class SellerAccount:
             raise Conflict(f"{units[index]} units of {sku!r} already shipped")
         units[index] = count
 
+    def confirm_shipment(self, order_id: str, body: dict[str, Any], now: datetime) -> None:
+        """confirmShipment: a package on the order (or the edit of one), its units shipped
+        (see shipping.py)."""
+        package = read_package(body, self.market.marketplace_id, now)
+        order = self.orders.get(order_id)
+        if order is None:
+            raise amazon_error(404, f"Order {order_id} not found.")
+        status, units = _add_package(order, package)
+        order.change(now, status, units)
+
     def cancel(self, order_id: str, now: datetime) -> dict[str, Any]:
         current = self.order(order_id).current.status
         if current in SHIPPED_STATES:
@@ -213,6 +225,44 @@ class SellerAccount:
 
     def ship(self, order_id: str, now: datetime) -> dict[str, Any]:
         return self.set_status(order_id, "Shipped", None, now)
+
+
+def _add_package(order: Order, package: Package) -> tuple[str, tuple[int, ...]]:
+    """Put the package on the order (a new one, or the edit of the one with its reference):
+    the order's status and units shipped per item afterwards. Nothing changes on a 400."""
+    if order.afn:
+        raise amazon_error(400, f"Order {order.order_id} is fulfilled by Amazon: Amazon "
+                                "confirms its shipments.")
+    if order.current.status == "Canceled":
+        raise amazon_error(400, f"Order {order.order_id} has been canceled: its shipment "
+                                "cannot be confirmed.")
+    old = next((p for p in order.packages if p.reference == package.reference), None)
+    units = _units_after(order, old, package)
+    if old is None:
+        order.packages.append(package)
+    else:  # an edit: the package keeps its place and its creation time
+        order.packages[order.packages.index(old)] = replace(package, created=old.created)
+    done = all(sent == item.quantity for sent, item in zip(units, order.items, strict=True))
+    return ("Shipped" if done else "PartiallyShipped"), tuple(units)
+
+
+def _units_after(order: Order, old: Package | None, package: Package) -> list[int]:
+    """Units shipped per item once ``package`` replaces ``old`` (None: adds to them)."""
+    units = list(order.current.shipped)
+    index = {item.item_id: n for n, item in enumerate(order.items)}
+    for item_id, quantity in old.items if old else ():
+        units[index[item_id]] -= quantity
+    for item_id, quantity in package.items:
+        n = index.get(item_id)
+        if n is None:
+            raise amazon_error(400, f"OrderItemId {item_id} is invalid, please obtain the value "
+                                    "through the getOrderItems API or Manage Orders page")
+        left = order.items[n].quantity - units[n]
+        if quantity > left:
+            raise amazon_error(400, f"Invalid quantity for OrderItemId {item_id}: {quantity} "
+                                    f"units, {left} left to ship.")
+        units[n] += quantity
+    return units
 
 
 def default_price(sku: str) -> Decimal:

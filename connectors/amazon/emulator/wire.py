@@ -25,6 +25,7 @@ RATES: dict[str, tuple[float, int]] = {
     "getOrder": (0.5, 30),
     "getOrders": (0.0167, 20),
     "getOrderItems": (0.5, 30),
+    "confirmShipment": (2.0, 10),
     "patchListingsItem": (5.0, 5),
     "getListingsItem": (5.0, 10),
     "searchListingsItems": (5.0, 5),

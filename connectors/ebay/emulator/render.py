@@ -14,7 +14,8 @@ __all__ = ["item_xml", "order_xml"]
 
 def order_xml(node: ET.Element, order: Order) -> None:
     """An Order of GetOrders as a seller gets it, without a ShippingAddress or the buyer's
-    email (the emulated buyers have none)."""
+    email (the emulated buyers have none). A transaction marked shipped has its ShippedTime,
+    and the tracking numbers given for it in ShippingDetails/ShipmentTrackingDetails."""
     currency = {"currencyID": order.currency}
     text(node, "OrderID", order.order_id)
     text(node, "OrderStatus", order.status)
@@ -48,6 +49,16 @@ def order_xml(node: ET.Element, order: Order) -> None:
             variation = element(tx, "Variation")
             text(variation, "SKU", line.variation_sku)
         text(tx, "OrderLineItemID", line.line_item_id)
+        shipped = order.line_shipped_at(line)
+        if shipped is not None:
+            text(tx, "ShippedTime", shipped)
+        numbers = [t for t in order.tracking if t.line_item_id == line.line_item_id]
+        if numbers:
+            details = element(tx, "ShippingDetails")
+            for given in numbers:
+                tracking = element(details, "ShipmentTrackingDetails")
+                text(tracking, "ShippingCarrierUsed", given.carrier)
+                text(tracking, "ShipmentTrackingNumber", given.number)
     text(node, "BuyerUserID", order.buyer)
     if order.paid:
         text(node, "PaidTime", order.paid)

@@ -1,7 +1,7 @@
 """An eBay seller account on loopback: enough of the Trading API (XML) for the real ebaysdk.
 
 Served at `POST /ws/api.dll`, dispatched on `X-EBAY-API-CALL-NAME`: GetOrders,
-ReviseInventoryStatus, GetMyeBaySelling (ActiveList), GetSellerList, GetItem,
+ReviseInventoryStatus, CompleteSale, GetMyeBaySelling (ActiveList), GetSellerList, GetItem,
 GetUserPreferences and GeteBayOfficialTime. Answers are
 `<{Call}Response xmlns="urn:ebay:apis:eBLBaseComponents">` with Timestamp, Ack, Errors, Version
 and Build, HTTP 200 even for `Failure`, as eBay does.
@@ -9,7 +9,11 @@ Behaviour copied from eBay (see the eBay section of channels.md in the shared no
 - the token is `RequesterCredentials/eBayAuthToken` or the `X-EBAY-API-IAF-TOKEN` header
   (OAuth); a missing or wrong one is a Failure with error 931;
 - GetOrders by ModTimeFrom/ModTimeTo: at most 30 days wide, not older than 90 days; pages of
-  at most 100 (larger EntriesPerPage is clamped); orders show at once;
+  at most 100 (larger EntriesPerPage is clamped); orders show at once; or by OrderIDArray
+  (no time filter then; an unknown id is left out of the answer);
+- CompleteSale marks an order or one line shipped with its tracking number (see
+  completesale.py); a transaction shows its ShippedTime and ShipmentTrackingDetails, the
+  order its ShippedTime once shipped as a whole;
 - ReviseInventoryStatus: at most 4 InventoryStatus per call; each item succeeds or fails on
   its own (Ack PartialFailure, or Failure when all fail; each error names its ItemID in
   ErrorParameters); `Quantity` is the available quantity (Quantity - QuantitySold); 250
@@ -28,8 +32,10 @@ Beyond the shared control API: `POST /_sandbox/orders {"lines": [...], "paid": f
 an order awaiting payment, `POST /_sandbox/orders/{id}/pay` pays it, and
 `POST /_sandbox/orders/{id}/cancel-request` is a buyer's cancellation request (OrderStatus
 CancelPending, CancelStatus CancelRequested; the units stay sold until `/cancel`).
-Injected page faults (duplicates, shuffles, stale versions) hit GetOrders pages; only
-ReviseInventoryStatus loses its answers. `GET /_sandbox/orders` lists every order as held.
+Injected page faults (duplicates, shuffles, stale versions) hit GetOrders pages by time (not
+the lookups by OrderID); ReviseInventoryStatus and CompleteSale, the writes, lose their
+answers. `GET /_sandbox/orders/{id}` lists an order's `shipments`: one per tracking number,
+with the lines it is on. `GET /_sandbox/orders` lists every order as held.
 Left out: listings ending when a sale (rather than a revision) sells them out,
 ReviseInventoryStatus StartPrice, order filters other than the modification time.
 """
@@ -55,6 +61,7 @@ from channelsync.sandbox.emulator import (
     route,
     sku_quantity,
 )
+from connectors.ebay.emulator.completesale import complete_sale
 from connectors.ebay.emulator.render import item_xml, order_xml
 from connectors.ebay.emulator.state import Listing, Store, Variation, earlier
 from connectors.ebay.emulator.xmlwire import (
@@ -73,6 +80,7 @@ from connectors.ebay.emulator.xmlwire import (
     child_text,
     element,
     envelope,
+    flag,
     invalid,
     parse_request,
     parse_time,
@@ -114,18 +122,6 @@ def _int(node: ET.Element | None, path: str, default: int, low: int = 1) -> int:
     return int(raw)
 
 
-def _flag(node: ET.Element | None, path: str) -> bool | None:
-    """An xs:boolean: true/false/1/0 only (Python's "True", as ebaysdk writes a bool, is refused
-    loudly rather than misread)."""
-    raw = child_text(node, path)
-    if raw is None:
-        return None
-    if raw not in ("true", "false", "1", "0"):
-        raise invalid(f"Input data for tag <{path.split('/')[-1]}> is invalid or missing: "
-                      f"{raw!r} is not a boolean (true or false).")
-    return raw in ("true", "1")
-
-
 def _pages(count: int, per_page: int) -> int:
     return max(1, -(-count // per_page))
 
@@ -134,7 +130,8 @@ class EbayEmulator(Emulator):
     """eBay's Trading API on loopback plus the shared /_sandbox/ control API."""
 
     channel_type = "ebay"
-    write_operations: ClassVar[frozenset[str]] = frozenset({"ReviseInventoryStatus"})
+    write_operations: ClassVar[frozenset[str]] = frozenset({"ReviseInventoryStatus",
+                                                            "CompleteSale"})
 
     def __init__(self, *, token: str | None = None, out_of_stock_control: bool = True,
                  revision_limit: int = REVISIONS_PER_DAY, seed: int | None = None,
@@ -274,6 +271,10 @@ class EbayEmulator(Emulator):
     # -- GetOrders ---------------------------------------------------------------------------
 
     def get_orders(self, root: ET.Element) -> Response:
+        ids = [node.text.strip() for node in root.findall("OrderIDArray/OrderID")
+               if node.text and node.text.strip()]
+        if ids:
+            return self._orders_by_id(root, ids)
         now = self._now()
         start = parse_time("ModTimeFrom", child_text(root, "ModTimeFrom"))
         end = parse_time("ModTimeTo", child_text(root, "ModTimeTo"))
@@ -307,6 +308,28 @@ class EbayEmulator(Emulator):
         text(body, "PageNumber", page)
         text(body, "ReturnedOrderCountActual", len(chunk))
         return self._xml("Success", [], body)
+
+    def _orders_by_id(self, root: ET.Element, ids: list[str]) -> Response:
+        """GetOrders by OrderIDArray: those orders as they are, whatever their time."""
+        role = child_text(root, "OrderRole") or "Seller"
+        found = [] if role == "Buyer" else [self.store.orders[order_id] for order_id in
+                                            dict.fromkeys(ids) if order_id in self.store.orders]
+        body = ET.Element("body")
+        per_page = max(len(found), 1)
+        chunk = _paginate(body, found, 1, per_page, "HasMoreOrders")
+        orders = element(body, "OrderArray")
+        for order in chunk:
+            order_xml(element(orders, "Order"), order)
+        text(body, "OrdersPerPage", per_page)
+        text(body, "PageNumber", 1)
+        text(body, "ReturnedOrderCountActual", len(chunk))
+        return self._xml("Success", [], body)
+
+    # -- CompleteSale ------------------------------------------------------------------------
+
+    def complete_sale(self, root: ET.Element) -> Response:
+        complete_sale(self.store, root, self._now())
+        return self._xml("Success", [])
 
     # -- ReviseInventoryStatus ---------------------------------------------------------------
 
@@ -394,7 +417,7 @@ class EbayEmulator(Emulator):
                   "SellingSummary", "SoldList", "UnsoldList"}
         if asked is None and any(node.tag in others for node in root):  # not served
             return self._xml("Success", [], body)
-        if _flag(asked, "Include") is False:
+        if flag(asked, "Include") is False:
             return self._xml("Success", [], body)
         per_page = min(_int(asked, "Pagination/EntriesPerPage", 200), 200)
         page = _int(asked, "Pagination/PageNumber", 1)
@@ -457,7 +480,7 @@ class EbayEmulator(Emulator):
 
     def get_user_preferences(self, root: ET.Element) -> Response:
         body = ET.Element("body")
-        if _flag(root, "ShowOutOfStockControlPreference"):
+        if flag(root, "ShowOutOfStockControlPreference"):
             text(body, "OutOfStockControlPreference", self.out_of_stock_control)
         return self._xml("Success", [], body)
 
@@ -467,6 +490,7 @@ class EbayEmulator(Emulator):
     _CALLS: dict[str, Callable[[EbayEmulator, ET.Element], Response]] = {
         "GetOrders": get_orders,
         "ReviseInventoryStatus": revise_inventory_status,
+        "CompleteSale": complete_sale,
         "GetMyeBaySelling": get_my_ebay_selling,
         "GetItem": get_item,
         "GetSellerList": get_seller_list,

@@ -5,9 +5,10 @@ what a buyer can still buy is `Quantity - QuantitySold`. A sale raises QuantityS
 cancellation lowers it again.
 
 An order changes when paid (an order placed unpaid), when its buyer asks to cancel it
-(CancelPending), when cancelled or when shipped; each change first keeps a copy of the order
-as it was (`Order.previous`), so that a faulty page of orders can show it stale. Lines never
-change once placed, so the copy shares them.
+(CancelPending), when cancelled or when shipped (all of it, or some lines with CompleteSale);
+each change first keeps a copy of the order as it was (`Order.previous`), so that a faulty
+page of orders can show it stale. Lines never change once placed, so the copy shares them;
+what ships per line (`line_shipped`, `tracking`) is the order's and copied with it.
 
 Prices: each listing (each variation of a multi-variation one) has a price, given as
 `"price"` in `POST /_sandbox/listings` or else fixed by its SKU; a line keeps the unit price
@@ -28,8 +29,8 @@ from typing import Any
 
 from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 
-__all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Variation", "buyer_user_id",
-           "default_price", "earlier", "money"]
+__all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Tracking", "Variation",
+           "buyer_user_id", "default_price", "earlier", "money"]
 
 GTC_CYCLE = timedelta(days=30)
 BUYER_NAMES = ("ada", "bruno", "chiara", "dmitri", "elif", "femi", "greta", "hiroshi", "ines",
@@ -133,6 +134,15 @@ class Line:
         return self.price * self.quantity
 
 
+@dataclass(frozen=True)
+class Tracking:
+    """A tracking number on one order line (eBay's ShipmentTrackingDetails of a transaction)."""
+
+    line_item_id: str
+    carrier: str  # ShippingCarrierUsed
+    number: str  # ShipmentTrackingNumber
+
+
 @dataclass
 class Order:
     order_id: str
@@ -142,30 +152,50 @@ class Order:
     status: str = "Active"  # Active, Completed, CancelPending, Cancelled
     cancel_status: str = "NotApplicable"  # CancelRequested, CancelComplete
     paid: datetime | None = None
-    shipped: datetime | None = None
+    shipped: datetime | None = None  # the order's ShippedTime: the whole order was shipped
     buyer: str = ""  # BuyerUserID
     currency: str = "USD"
+    # OrderLineItemID -> when that line was marked shipped (a transaction's ShippedTime)
+    line_shipped: dict[str, datetime] = field(default_factory=dict)
+    tracking: list[Tracking] = field(default_factory=list)  # in the order they were given
     # as it was before its latest change, for a page that shows it stale
     previous: Order | None = field(default=None, repr=False, compare=False)
 
     def keep_previous(self) -> None:
-        self.previous = replace(self, previous=None)
+        self.previous = replace(self, previous=None, line_shipped=dict(self.line_shipped),
+                                tracking=list(self.tracking))
 
     @property
     def total(self) -> Decimal:
         """Subtotal and Total alike: no shipping costs, taxes or discounts here."""
         return sum((line.total for line in self.lines), Decimal("0"))
 
+    def line_shipped_at(self, line: Line) -> datetime | None:
+        """When the line was marked shipped (on its own, or with the whole order)."""
+        return self.line_shipped.get(line.line_item_id) or self.shipped
+
     def row(self) -> dict[str, Any]:
-        """The order as ``GET /_sandbox/orders`` lists it. The status covers every line:
-        Completed shipped all of it, Cancelled cancelled all of it; no returns here."""
-        shipped, cancelled = self.status == "Completed", self.status == "Cancelled"
+        """The order as ``GET /_sandbox/orders`` lists it. A line is shipped whole or not at
+        all (eBay marks transactions shipped); Cancelled cancelled all of it; no returns here.
+        ``shipments`` are the tracking numbers given, each with the lines it is on."""
+        cancelled = self.status == "Cancelled"
         lines = [{"sku": x.variation_sku or x.item_sku, "quantity": x.quantity,
-                  "shipped": x.quantity if shipped else 0,
+                  "shipped": x.quantity if self.line_shipped_at(x) else 0,
                   "cancelled": x.quantity if cancelled else 0, "restocked": 0}
                  for x in self.lines]
         return {"order_id": self.order_id, "status": self.status, "lines": lines,
-                "shipments": [], "buyer": None}
+                "shipments": self.shipment_rows(), "buyer": None}
+
+    def shipment_rows(self) -> list[dict[str, Any]]:
+        """One package per tracking number (carrier and number), with the lines it is on."""
+        by_id = {line.line_item_id: line for line in self.lines}
+        packages: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for given in self.tracking:
+            line = by_id[given.line_item_id]
+            packages.setdefault((given.carrier, given.number), []).append(
+                {"sku": line.variation_sku or line.item_sku, "quantity": line.quantity})
+        return [{"carrier": carrier, "tracking": number, "lines": lines}
+                for (carrier, number), lines in packages.items()]
 
 
 def earlier(order: Order) -> Order | None:
@@ -291,7 +321,7 @@ class Store:
 
     def cancel(self, order_id: str, now: datetime) -> dict[str, Any]:
         order = self.order(order_id)
-        if order.shipped is not None:
+        if order.shipped is not None or order.line_shipped:
             raise Conflict(f"order {order_id} has shipped; it cannot be cancelled")
         if order.status != "Cancelled":
             for line in order.lines:
@@ -335,3 +365,22 @@ class Store:
             order.keep_previous()
             order.shipped, order.status, order.modified = now, "Completed", now
         return {"status": order.status}
+
+    def mark_shipped(self, order: Order, lines: list[Line], tracking: list[tuple[str, str]],
+                     when: datetime, now: datetime, *, whole: bool) -> None:
+        """CompleteSale's Shipped (checked by the caller): these lines shipped at ``when``
+        with these (carrier, number) pairs; ``whole``: the order as such (its ShippedTime)."""
+        order.keep_previous()
+        for line in lines:
+            order.line_shipped.setdefault(line.line_item_id, when)
+            order.tracking += [Tracking(line.line_item_id, carrier, number)
+                               for carrier, number in tracking]
+        if whole and order.shipped is None:
+            order.shipped, order.status = when, "Completed"
+        order.modified = now
+
+    def tracking_used(self, number: str, buyer: str) -> Order | None:
+        """An order of another buyer that carries this tracking number already."""
+        wanted = number.upper()
+        return next((o for o in self.orders.values() if o.buyer != buyer and any(
+            t.number.upper() == wanted for t in o.tracking)), None)

@@ -3,7 +3,11 @@
 Error codes: 2, 17, 37, 291, 518, 931 and 10007 are eBay's documented codes; the
 ReviseInventoryStatus-specific ones (`TOO_MANY_ITEMS`, `SKU_MISMATCH`, `REVISION_CAP`) are
 plausible picks of the emulator, not verified against eBay (a connector should key on
-the message class, the `ErrorParameters` and the Ack, not on these numbers).
+the message class, the `ErrorParameters` and the Ack, not on these numbers). CompleteSale's:
+2191111 (invalid shipment tracking number or carrier) and 21916964 (a tracking number another
+buyer's order or another seller already uses) are the codes eBay's knowledge base gives for
+those cases; answering 21916964 also for a number already on the same order line is the
+emulator's pick, not verified.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any
 
 from channelsync.sandbox.emulator import SandboxError
 
-__all__ = ["NS", "EbayError", "Fault", "bool_text", "child", "child_text", "element", "invalid",
-           "ebay_time", "envelope", "error_element", "parse_request", "parse_time", "text"]
+__all__ = ["NS", "EbayError", "Fault", "bool_text", "child", "child_text", "element", "flag",
+           "invalid", "ebay_time", "envelope", "error_element", "parse_request", "parse_time",
+           "text"]
 
 NS = "urn:ebay:apis:eBLBaseComponents"
 VERSION = "1349"
@@ -33,6 +38,8 @@ INTERNAL = 10007
 TOO_MANY_ITEMS = 21919189  # unverified pick
 SKU_MISMATCH = 21916799  # unverified pick
 REVISION_CAP = 21919144  # unverified pick
+INVALID_TRACKING = 2191111  # CompleteSale: invalid shipment tracking number or carrier
+TRACKING_IN_USE = 21916964  # CompleteSale: the tracking number is used elsewhere already
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,18 @@ def child(node: ET.Element | None, path: str) -> ET.Element | None:
 def child_text(node: ET.Element | None, path: str) -> str | None:
     found = child(node, path)
     return None if found is None or found.text is None else found.text.strip()
+
+
+def flag(node: ET.Element | None, path: str) -> bool | None:
+    """An xs:boolean: true/false/1/0 only (Python's "True", as ebaysdk writes a bool, is refused
+    loudly rather than misread)."""
+    raw = child_text(node, path)
+    if raw is None:
+        return None
+    if raw not in ("true", "false", "1", "0"):
+        raise invalid(f"Input data for tag <{path.split('/')[-1]}> is invalid or missing: "
+                      f"{raw!r} is not a boolean (true or false).")
+    return raw in ("true", "1")
 
 
 def bool_text(value: bool) -> str:
