@@ -24,6 +24,7 @@ pytestmark = pytest.mark.timeout(300)
 def assert_clean(figures: Figures) -> None:
     assert figures.ok, f"{figures.line()}\n" + "\n".join(figures.problems())
     assert figures.orders > 30 and figures.faults > 0
+    assert figures.book_orders >= figures.orders  # every channel's orders, in the book
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -87,3 +88,26 @@ def test_the_listing_drift_and_secret_checks_find_what_is_wrong() -> None:
     assert checks._touches(journal.sales[0], "SKU-00")
     assert not checks._touches(journal.sales[0], "SKU-03")
     assert not figures.ok
+
+
+def test_the_book_check_finds_an_order_missing_or_at_a_stage_its_units_deny(
+    tmp_path: Path
+) -> None:
+    from channelsync.orders.schema import order_t
+
+    db = open_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}")
+    with db.begin() as conn:
+        conn.execute(order_t.insert().values(
+            channel="shop", order_id="1", status="", channel_stage="paid", local_stage="",
+            stage="paid", buyer="", total="", currency="", ordered=1, shipped=0, cancelled=0))
+    line = {"sku": "SKU-00", "quantity": 1, "shipped": 1, "cancelled": 0}
+    figures = Figures()
+    checks.check_book(figures, db, {"shop": [{"order_id": "1", "lines": [line]},
+                                             {"order_id": "2", "lines": [line]}]})
+    assert figures.book_orders == 2 and not figures.ok
+    assert figures.book_off == [
+        "shop order 1 is paid; its units (ordered 1, shipped 1, cancelled 0) say shipped or "
+        "delivered or returned",
+        "shop order 2 is not in the book; its units (ordered 1, shipped 1, cancelled 0) say "
+        "shipped or delivered or returned"]
+    db.dispose()

@@ -13,6 +13,7 @@ records and the ledger, and the one line of figures a run prints.
   computed after, less the channel's order lag, was not in the ledger: a sale after that
   pull is a race no sync without compare-and-set can win, counted apart); no drift conflict
   for a listing nobody edited on its channel; no secret in any log line.
+- The order book holds every channel's order at a stage its units allow.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Figures:
     false_drift: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     oversell_latency: list[float] = field(default_factory=list)  # sale -> conflict, seconds
+    book_orders: int = 0  # channel orders checked against the order book
+    book_off: list[str] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
@@ -63,7 +66,7 @@ class Figures:
     def ok(self) -> bool:
         return not (self.lost or self.doubled or self.off_target or self.unalerted
                     or self.missed_oversells or self.over_pushes or self.echoes
-                    or self.false_drift or self.secrets)
+                    or self.false_drift or self.secrets or self.book_off)
 
     def line(self) -> str:
         latency = (f", oversell seen after {statistics.median(self.oversell_latency):.1f} s "
@@ -75,11 +78,14 @@ class Figures:
                 f"{f' ({self.paced} paced)' if self.paced else ''}, "
                 f"oversells {self.oversells} (alerted {self.alerted}), "
                 f"echo pushes {len(self.echoes)} (+{self.echoes_in_lag} within lag), "
-                f"false drift alerts {len(self.false_drift)}{latency}")
+                f"false drift alerts {len(self.false_drift)}, "
+                f"order book {self.book_orders - len(self.book_off)}/{self.book_orders}"
+                f"{latency}")
 
     def problems(self) -> list[str]:
         found = [*self.off_target, *self.unalerted, *self.missed_oversells,
-                 *self.over_pushes, *self.echoes, *self.false_drift, *self.secrets]
+                 *self.over_pushes, *self.echoes, *self.false_drift, *self.secrets,
+                 *self.book_off[:10]]
         if self.lost or self.doubled:
             found[:0] = [f"stock: {self.lost} units lost, {self.doubled} doubled",
                          *self.stock_off]
@@ -147,6 +153,35 @@ def order_differences(db: Engine, orders: dict[str, list[dict[str, Any]]],
             found.append(f"{key[0]} order {key[1]} {key[2]}: the channel has ordered/shipped/"
                          f"cancelled {channel_view}, the ledger {ledger_view}")
     return found[:limit]
+
+
+def check_book(figures: Figures, db: Engine, orders: dict[str, list[dict[str, Any]]]) -> None:
+    """Every order a channel holds is in the order book, at a stage its units allow: all
+    open units shipped is shipped (or delivered, returned), some shipped is partly shipped,
+    all cancelled and none shipped is cancelled."""
+    from channelsync.orders.schema import order_t
+
+    with db.connect() as conn:
+        book = {(c, o): stage for c, o, stage in conn.execute(
+            sa.select(order_t.c.channel, order_t.c.order_id, order_t.c.stage))}
+    for channel, rows in orders.items():
+        for order in rows:
+            if order.get("test") or order.get("fulfilled_by") == "AMAZON":
+                continue
+            figures.book_orders += 1
+            stage = book.get((channel, str(order["order_id"])))
+            ordered = sum(x["quantity"] for x in order["lines"])
+            shipped = sum(x["shipped"] for x in order["lines"])
+            cancelled = sum(x["cancelled"] for x in order["lines"])
+            wanted = ("cancelled",) if shipped == 0 and ordered and cancelled >= ordered else \
+                ("shipped", "delivered", "returned") if ordered and shipped >= ordered - cancelled \
+                else ("partly_shipped",) if shipped else \
+                ("received", "paid", "picked", "packed", "cancelled")
+            if stage not in wanted:
+                figures.book_off.append(
+                    f"{channel} order {order['order_id']} is {stage or 'not in the book'}; "
+                    f"its units (ordered {ordered}, shipped {shipped}, cancelled "
+                    f"{cancelled}) say {' or '.join(wanted)}")
 
 
 def check_listings(figures: Figures, targets: dict[tuple[str, str], int | None],

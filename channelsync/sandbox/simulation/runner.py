@@ -150,6 +150,7 @@ def _check(run: Run, app: App) -> checks.Figures:
     if figures.lost or figures.doubled:
         figures.stock_off += checks.order_differences(app.db, orders)
     checks.check_listings(figures, _targets(app), run.world.shown())
+    checks.check_book(figures, app.db, orders)
     app.send_alerts()
     time.sleep(0.5)
     checks.check_oversells(figures, app.db, truth, run.inbox.alerts(), run.journal)
