@@ -146,7 +146,10 @@ def _signed(n: int) -> str:
     return f"{n:+d}" if n else ""
 
 
-@app.command("pick")
+@app.command("pick", help=(
+    "A pick list: the paid orders' units not picked yet, grouped by SKU.\n\n"
+    "One walk through the shelves serves them all; --mark-picked moves the orders on it "
+    "to picked."))
 def pick(
     channel: Annotated[str | None, typer.Option(help="Only this channel's orders.")] = None,
     csv_file: Annotated[Path | None, typer.Option(
@@ -156,8 +159,7 @@ def pick(
         "--mark-picked", help="Move the orders on this list to picked.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """A pick list: the paid orders' units not picked yet, grouped by SKU, so one walk
-    through the shelves serves them all."""
+    """A pick list (the command's help says more)."""
     with opened() as application, application.db.begin() as conn:
         found = picking.pick_list(conn, channel)
         moved = picking.mark_picked(conn, found.orders, application.now()) \
@@ -198,7 +200,10 @@ def _served(line: picking.PickLine) -> list[str]:
     return [f"{c}:{o}" + (f"x{n}" if n > 1 else "") for c, o, n in line.orders]
 
 
-@app.command("pack")
+@app.command("pack", help=(
+    "Pack an order, each unit scanned as it goes into the box.\n\n"
+    "A USB scanner types a code and Enter; a pipe works too. A code for another product or "
+    "an extra unit is refused; the order is packed once every unit is scanned."))
 def pack(
     channel: Annotated[str | None, typer.Argument(help="The order's channel.")] = None,
     order_id: Annotated[str | None, typer.Argument(help="The order's id on that channel.")]
@@ -206,9 +211,7 @@ def pack(
     scan_order: Annotated[bool, typer.Option(
         "--scan-order", help="Scan (or type) the order first: its id, or CHANNEL:ID.")] = False,
 ) -> None:
-    """Pack an order by scanning each unit as it goes into the box (a USB scanner types a
-    code and Enter; a pipe works too). A code for another product or an extra unit is
-    refused; the order is packed once every unit is scanned."""
+    """Packing verified by scanning (the command's help says more)."""
     interactive = sys.stdin.isatty()
     codes = _codes(interactive)
     if scan_order:
@@ -284,7 +287,10 @@ def _find_order(conn: Any, channel: str | None, order_id: str) -> queries.Order:
     return matches[0]
 
 
-@app.command("ship")
+@app.command("ship", help=(
+    "Ship an order: its stock leaves the ledger, the channel gets carrier and tracking.\n\n"
+    "A channel that does not take it now gets it from the daemon later: it is queued, never "
+    "lost, never confirmed twice."))
 def ship(
     channel: Annotated[str | None, typer.Argument(help="The order's channel.")] = None,
     order_id: Annotated[str | None, typer.Argument(help="The order's id on that channel.")]
@@ -303,9 +309,7 @@ def ship(
     = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a shipment and confirm it on the order's channel with its carrier and
-    tracking number. Its units leave the ledger's stock at once; a channel that does not
-    take it now gets it from the daemon later (it is queued, never lost, never sent twice)."""
+    """Record and confirm a shipment (the command's help says more)."""
     try:
         if import_csv is not None:
             if channel or order_id or line:
