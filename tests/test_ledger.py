@@ -71,6 +71,24 @@ def test_replayed_duplicate_and_older_snapshots_change_nothing(engine: Engine) -
     check_invariants(engine)
 
 
+def test_a_stale_page_within_the_same_second_never_undoes_a_cancellation(
+    engine: Engine
+) -> None:
+    """Placed and cancelled within one second of the channel's clock: the pages carry the
+    same time, and a stale one may bring the older version after the newer."""
+    count(engine, MUG=5)
+    apply(engine, "shop", snap("1", qty=2, t=5, cancelled=2, status="cancelled"))
+    stale = apply(engine, "shop", snap("1", qty=2, t=5))
+    assert stale.unchanged + stale.applied == 1
+    assert stock_of(engine) == (5, 0)
+    with engine.connect() as conn:
+        line = conn.execute(sa.select(schema.line_t)).one()
+    assert (line.cancelled, line.status) == (2, "cancelled")
+    apply(engine, "shop", snap("1", qty=2, t=6))  # a later second may say anything
+    assert stock_of(engine) == (5, 2)
+    check_invariants(engine)
+
+
 def test_the_newest_snapshot_of_a_line_in_one_page_wins(engine: Engine) -> None:
     count(engine, MUG=5)
     apply(engine, "shop", snap("1", qty=2, t=2, cancelled=2), snap("1", qty=2, t=1))

@@ -44,6 +44,8 @@ def test_stages_follow_units_first_then_the_channel_then_the_sellers_step() -> N
     assert stage_of("cancelled", "", Units(1, shipped=1, cancelled=1)) == "returned"
     assert stage_of("delivered", "", Units(1, shipped=1)) == "delivered"
     assert stage_of("", "", Units()) == "received"
+    assert stage_of("returned", "", Units(1, cancelled=1)) == "cancelled"  # refunded unsent
+    assert stage_of("returned", "", Units(1, shipped=1)) == "returned"
     assert book.parse_stage("Partly-Shipped") == "partly_shipped"
     with pytest.raises(ValueError, match="unknown stage"):
         book.parse_stage("lost")
@@ -322,3 +324,21 @@ def test_packing_refuses_an_extra_unit_and_records_nothing_until_complete(
     fakes.CHANNELS["a"].set_status(order_id, "cancelled")
     cancelled = runner.invoke(cli, ["--config", str(config), "pack", "a", "nope"], input="")
     assert cancelled.exit_code == 1 and "no order 'nope' from 'a'" in cancelled.stderr
+
+
+def test_a_stale_header_does_not_take_an_order_back(engine: Engine) -> None:
+    from datetime import timedelta
+
+    from channelsync.connector import OrderSnapshot
+    from tests.ledger_helpers import apply, snap
+
+    apply(engine, "a", snap("9"))  # the order's line (an unknown SKU: kept, pending)
+    clock = Clock()
+    t = clock()
+    with engine.begin() as conn:
+        book.record(conn, "a", [OrderSnapshot("9", "cancelled", "cancelled", t)], [], now=t)
+        book.record(conn, "a", [OrderSnapshot("9", "processing", "paid", t)], [], now=t)
+        book.record(conn, "a", [OrderSnapshot("9", "processing", "paid",
+                                              t - timedelta(seconds=5))], [], now=t)
+        row = conn.execute(sa.select(order_t)).one()
+    assert (row.status, row.channel_stage) == ("cancelled", "cancelled")

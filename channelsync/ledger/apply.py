@@ -294,7 +294,13 @@ def _apply_line(
     # The ledger never un-ships: a later snapshot may only add shipments.
     ordered = snap.ordered
     shipped = min(max(snap.shipped, row["shipped"] if row["state"] != "new" else 0), ordered)
-    cancelled = min(snap.cancelled, ordered - shipped)
+    # Two versions within one second of the channel's clock (WooCommerce, Amazon and eBay
+    # date changes to the second) cannot be told apart by time: a stale page may bring the
+    # older after the newer. Within the second, a cancellation is never undone.
+    tie = row["state"] != "new" and snap.changed_at == row["changed_at"] \
+        and snap.cancelled < row["cancelled"]
+    cancelled = min(row["cancelled"] if tie else snap.cancelled, ordered - shipped)
+    status = row["status"] if tie else snap.status
     restocked = min(max(snap.restocked, row["restock_applied"]), shipped)
     comps = None if snap.ignore else catalog.components(sku)
     state = "ignored" if snap.ignore else ("applied" if comps is not None else "pending")
@@ -330,7 +336,7 @@ def _apply_line(
     # by itself shows them again from then on (see pushing.expected_quantities).
     cancel_seen_at = work.now if cancelled > row["cancelled"] else row["cancel_seen_at"]
     work.line_updates.append((
-        snap.channel_sku, sku, snap.status, ordered, shipped, cancelled, restocked,
+        snap.channel_sku, sku, status, ordered, shipped, cancelled, restocked,
         snap.changed_at, version, state, committed, restock_applied, cancel_seen_at, row["id"],
     ))
 

@@ -56,8 +56,10 @@ class Units:
 def stage_of(channel_stage: str, local_stage: str, units: Units) -> str:
     """The stage a seller sees (see the module's docstring)."""
     open_units = units.ordered - units.cancelled
+    if channel_stage == "returned" and (units.shipped > 0 or units.ordered == 0):
+        return "returned"  # refunded before anything shipped is cancelled, below
     if channel_stage == "returned":
-        return "returned"
+        channel_stage = "cancelled"
     if channel_stage == "cancelled" or (units.ordered > 0 and open_units <= 0):
         # Units that left before the cancellation came back, or were never going to.
         return "returned" if units.shipped > 0 and open_units <= 0 else "cancelled"
@@ -98,6 +100,8 @@ def record(
             if order_id not in units and row is None:
                 continue  # only lines the ledger ignores (a draft, stock the channel ships)
             values = _header_values(header, clock_offset) if header else {}
+            if row is not None and values and _older(values, row):
+                values = {}  # a stale page: the book has a newer word from the channel
             count = units.get(order_id, Units())
             values.update(ordered=count.ordered, shipped=count.shipped,
                           cancelled=count.cancelled)
@@ -146,6 +150,21 @@ def set_local_stage(
                                              previous=row["stage"], at=now, source=source,
                                              detail=detail))
     return new
+
+
+# How far an order has come by the channel's word: within one second of its clock, the
+# word that has come further is the newer one.
+_PROGRESS = {"received": 0, "paid": 1, "shipped": 2, "delivered": 3, "cancelled": 4,
+             "returned": 5}
+
+
+def _older(values: dict[str, Any], row: dict[str, Any]) -> bool:
+    new, old = values.get("changed_at"), row["changed_at"]
+    if new is None or old is None:
+        return False
+    if new != old:
+        return bool(new < old)
+    return _PROGRESS.get(values["channel_stage"], 0) < _PROGRESS.get(row["channel_stage"], 0)
 
 
 def _header_values(header: OrderSnapshot, offset: timedelta) -> dict[str, Any]:
