@@ -9,10 +9,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from channelsync.config import Config, parse_config
 from channelsync.errors import ConfigError
-from channelsync.service import httpd
+from channelsync.service import httpd, web
 from channelsync.service.webhooks import WebhookReceiver, routes, signature
 
 SECRET = "wh-secret-&-more"
@@ -215,7 +218,7 @@ def test_shopify_scheme_dedupes_on_the_event_id(server: httpd.Server, triggers: 
 
 
 def test_a_body_over_the_limit_is_413(server: httpd.Server, triggers: Triggers) -> None:
-    big = b"x" * (httpd.MAX_BODY + 1)
+    big = b"x" * (web.MAX_BODY + 1)
     response = post(server, "shop", big, wc_headers(big))
     assert response.status_code == 413
     assert triggers.calls == []
@@ -224,7 +227,7 @@ def test_a_body_over_the_limit_is_413(server: httpd.Server, triggers: Triggers) 
 
 
 def test_a_body_at_the_limit_is_read(server: httpd.Server, triggers: Triggers) -> None:
-    body = b"y" * httpd.MAX_BODY
+    body = b"y" * web.MAX_BODY
     assert post(server, "shop", body, wc_headers(body)).status_code == 202
 
 
@@ -267,7 +270,7 @@ def test_header_names_are_case_insensitive(triggers: Triggers) -> None:
                                     "127.0.0.1:http", "127.0.0.1:70000", "[]:80"])
 def test_bad_listen_values_are_config_errors(listen: str) -> None:
     with pytest.raises(ConfigError, match="daemon.metrics_listen"):
-        httpd.serve(listen, {}, setting="daemon.metrics_listen")
+        httpd.serve(listen, [], setting="daemon.metrics_listen")
 
 
 def test_listen_values_parse() -> None:
@@ -277,15 +280,15 @@ def test_listen_values_parse() -> None:
 
 
 def test_a_port_in_use_is_a_config_error() -> None:
-    with httpd.serve("127.0.0.1:0", {}) as first, pytest.raises(ConfigError, match="cannot listen"):
-        httpd.serve(f"127.0.0.1:{first.port}", {}, setting="daemon.webhook_listen")
+    with httpd.serve("127.0.0.1:0", []) as first, pytest.raises(ConfigError, match="cannot listen"):
+        httpd.serve(f"127.0.0.1:{first.port}", [], setting="daemon.webhook_listen")
 
 
 def test_ipv6_loopback() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
     try:
-        server = httpd.serve("[::1]:0", {("GET", "/x"): lambda r: httpd.text(200, "ok")})
+        server = httpd.serve("[::1]:0", [Route("/x", PlainTextResponse("ok\n"))])
     except ConfigError:
         pytest.skip("IPv6 loopback is not available here")
     with server:
@@ -296,13 +299,16 @@ def test_ipv6_loopback() -> None:
 def test_a_failing_handler_is_500_and_the_server_lives_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def boom(request: httpd.Request) -> httpd.Response:
+    async def boom(request: Request) -> Response:
         raise ValueError("bug")
 
-    def echo(request: httpd.Request) -> httpd.Response:
-        return 200, "text/plain", request.header("X-Thing").encode() + request.body
+    async def echo(request: Request) -> Response:
+        body = await web.read_body(request)
+        return Response(request.headers.get("X-Thing", "").encode() + body, 200,
+                        media_type="text/plain")
 
-    with httpd.serve("127.0.0.1:0", {("GET", "/boom"): boom, ("POST", "/echo"): echo}) as srv:
+    routes = [Route("/boom", boom), Route("/echo", echo, methods=["POST"])]
+    with httpd.serve("127.0.0.1:0", routes) as srv:
         assert httpx.get(f"{srv.url}/boom").status_code == 500
         assert "GET /boom failed" in caplog.text
         response = httpx.post(f"{srv.url}/echo?q=1", content=b"body", headers={"X-Thing": "t:"})

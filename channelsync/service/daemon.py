@@ -25,13 +25,14 @@ import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from starlette.routing import BaseRoute
 
 from channelsync.config import ChannelConfig, Config, load_config
 from channelsync.errors import ConfigError
 from channelsync.ledger.schema import state_t, utcnow
 from channelsync.service.alerts import AlertDispatcher
 from channelsync.service.app import App
-from channelsync.service.httpd import Server, serve
+from channelsync.service.httpd import Server, parse_listen, serve
 from channelsync.service.observability import Metrics
 from channelsync.service.observability import routes as metrics_routes
 from channelsync.service.systemd import Notifier, Watchdog
@@ -233,16 +234,26 @@ class Daemon:
     def _serve(self) -> None:
         """The optional HTTP endpoints: metrics and health, and webhooks."""
         daemon = self.app.config.daemon
+        wanted: list[_Endpoints] = []
         if daemon.metrics_listen:
             self.metrics = Metrics(self.events, self.app.db, self.app.config)
-            self.servers.append(serve(daemon.metrics_listen, metrics_routes(self.metrics),
-                                      setting="daemon.metrics_listen"))
-            log.info("metrics and health on %s", self.servers[-1].url)
+            wanted.append(("daemon.metrics_listen", daemon.metrics_listen,
+                           metrics_routes(self.metrics)))
         if daemon.webhook_listen:
             self.receiver = WebhookReceiver(self.app.config, self._webhook)
-            self.servers.append(serve(daemon.webhook_listen, webhook_routes(self.receiver),
-                                      setting="daemon.webhook_listen"))
-            log.info("webhooks on %s/webhooks/<channel>", self.servers[-1].url)
+            wanted.append(("daemon.webhook_listen", daemon.webhook_listen,
+                           webhook_routes(self.receiver)))
+        by_setting: dict[str, Server] = {}
+        for group in _by_address(wanted):
+            settings = [setting for setting, _, _ in group]
+            server = serve(group[0][1], [route for _, _, routes in group for route in routes],
+                           setting=" and ".join(settings))
+            self.servers.append(server)
+            by_setting.update(dict.fromkeys(settings, server))
+        if "daemon.metrics_listen" in by_setting:
+            log.info("metrics and health on %s", by_setting["daemon.metrics_listen"].url)
+        if "daemon.webhook_listen" in by_setting:
+            log.info("webhooks on %s/webhooks/<channel>", by_setting["daemon.webhook_listen"].url)
 
     def _alerts(self) -> None:
         """Alerts on a thread of their own: a slow or failing destination never delays a sync."""
@@ -348,3 +359,16 @@ class Daemon:
         log.info("received SIGHUP: reloading the config")
         self.reload_requested.set()
         self.wake.set()
+
+
+_Endpoints = tuple[str, str, list[BaseRoute]]  # setting, its address, the routes it serves
+
+
+def _by_address(wanted: list[_Endpoints]) -> list[list[_Endpoints]]:
+    """Settings that name the same host and port share one listener; port 0 (any free
+    port) is never shared."""
+    groups: dict[object, list[_Endpoints]] = {}
+    for setting, listen, routes in wanted:
+        host, port = parse_listen(listen, setting)
+        groups.setdefault((host, port) if port else setting, []).append((setting, listen, routes))
+    return list(groups.values())

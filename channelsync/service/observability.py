@@ -9,6 +9,7 @@ SKUs or a million. Everything lives in a private registry, never the global one:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -18,21 +19,25 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
     ProcessCollector,
     generate_latest,
+    make_asgi_app,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from channelsync.config import Config
 from channelsync.ledger.schema import conflict_t, outbox_t, state_t, utcnow
-from channelsync.service.httpd import Handler, Request, Response
+from channelsync.service.web import in_thread
 from channelsync.sync.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -243,14 +248,34 @@ class _LedgerCollector(Collector):
         yield from (cursor, pull, outbox, conflicts)
 
 
-def routes(metrics: Metrics) -> dict[tuple[str, str], Handler]:
+def routes(metrics: Metrics) -> list[BaseRoute]:
     """``GET /metrics`` and ``GET /healthz`` (200 or 503, JSON) for ``httpd.serve``."""
 
-    def scrape(_request: Request) -> Response:
-        return 200, CONTENT_TYPE_LATEST, metrics.render()
+    async def healthz(_request: Request) -> Response:
+        ok, body = await in_thread(metrics.health)
+        return Response(json.dumps(body), status_code=200 if ok else 503, media_type=JSON)
 
-    def healthz(_request: Request) -> Response:
-        ok, body = metrics.health()
-        return (200 if ok else 503), JSON, json.dumps(body).encode()
+    return [Route("/metrics", _Scrape(metrics.registry), methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"])]
 
-    return {("GET", "/metrics"): scrape, ("GET", "/healthz"): healthz}
+
+class _Scrape:
+    """prometheus_client's ASGI app, run on a worker thread with a loop of its own: a
+    scrape reads the ledger, which must not hold up the server's event loop."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._app = make_asgi_app(registry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        first = await receive()
+        answer: list[Message] = []
+
+        async def replay() -> Message:
+            return first
+
+        async def collect(message: Message) -> None:
+            answer.append(message)
+
+        await in_thread(asyncio.run, self._app(scope, replay, collect))
+        for message in answer:
+            await send(message)

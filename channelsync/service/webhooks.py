@@ -34,14 +34,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from channelsync.config import Config
-from channelsync.service.httpd import Handler, Request, Response, text
+from channelsync.service.web import MAX_BODY, in_thread, read_body, text
 
 log = logging.getLogger(__name__)
 
 REMEMBERED_DELIVERIES = 1000  # per channel
-WEBHOOK_PATH = "/webhooks/*"
+WEBHOOK_PATH = "/webhooks/{channel}"
 _WC_PING = re.compile(rb"webhook_id=[0-9]+")
 
 
@@ -166,12 +169,14 @@ def _who(remote: str, headers: Mapping[str, str]) -> str:
     return f"{who} (forwarded for {forwarded[:200]})" if forwarded else who
 
 
-def routes(receiver: WebhookReceiver) -> dict[tuple[str, str], Handler]:
-    """``POST /webhooks/<channel>`` for ``httpd.serve``."""
+def routes(receiver: WebhookReceiver, *, max_body: int = MAX_BODY) -> list[BaseRoute]:
+    """``POST /webhooks/<channel>`` for ``httpd.serve``; bodies past ``max_body`` get 413."""
 
-    def webhook(request: Request) -> Response:
-        status, message = receiver.handle(request.rest, request.headers, request.body,
-                                          remote=request.client)
+    async def webhook(request: Request) -> Response:
+        body = await read_body(request, max_body)
+        client = f"{request.client.host}:{request.client.port}" if request.client else ""
+        status, message = await in_thread(receiver.handle, request.path_params["channel"],
+                                          request.headers, body, remote=client)
         return text(status, message)
 
-    return {("POST", WEBHOOK_PATH): webhook}
+    return [Route(WEBHOOK_PATH, webhook, methods=["POST"])]
