@@ -499,6 +499,66 @@ def test_a_shortfall_beyond_the_sales_pulled_since_the_write_is_not_corrected_ea
     assert a.quantities["MUG"] == 3  # not put back on sale
 
 
+def test_a_sale_pulled_before_a_write_that_never_went_out_still_explains_the_shortfall(
+    engine: Engine, clock: Clock
+) -> None:
+    """The sale is pulled and its push is deferred by a rate limit: nothing reached the
+    channel, so the sale still explains why it shows one less than our last write."""
+    from channelsync.errors import Deferred
+
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=5)
+    sync.sync(["a"])
+    clock.tick()
+    a.sell(("MUG", 1))  # the channel shows 4
+    clock.tick()
+    a.push_errors = [Deferred("rate limit", wait=300)]
+    (report,) = sync.sync(["a"])
+    assert report.deferred == {"quantities": 300} and a.quantities["MUG"] == 4
+    for _ in range(3):  # reads long past the lag (30 s), the write still deferred
+        clock.tick(31)
+        assert sync.sync(["a"])[0].drift == 0
+    assert open_conflicts(engine, "drift") == []
+    clock.tick(300)
+    sync.sync(["a"])
+    assert a.quantities["MUG"] == 4
+    check_invariants(engine)
+
+
+def test_a_write_found_applied_dates_the_sales_that_explain_a_shortfall(
+    engine: Engine, clock: Clock
+) -> None:
+    """A write whose answer was lost, found applied by a read: the sales pulled before it
+    went out were in it, and explain nothing that the channel shows less later."""
+    from channelsync.errors import Deferred
+
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=5)
+    sync.sync(["a"])
+    a.sell(("MUG", 1))
+    clock.tick()
+    a.lose_answers = 3  # 4 is applied, and every try times out
+    sync.sync(["a"], read_back=False)
+    clock.tick()
+    a.push_errors = [Deferred("rate limit", wait=300)]  # the re-write waits
+    sync.sync(["a"])  # the read finds 4: applied
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(schema.listing_t.c.last_pushed)).scalar() == 4
+    a.quantities["MUG"] = 3  # maybe a sale the channel does not report yet
+    drift = []
+    for _ in range(4):  # reads 10 s apart; the lag is 30 s
+        clock.tick(10)
+        drift.append(sync.sync(["a"])[0].drift)
+    # The sale pulled before the write explains nothing: the unit is not put back on
+    # sale, and a shortfall steady for the lag is drift, not a sale of ours.
+    assert drift == [0, 0, 0, 1]
+    assert len(open_conflicts(engine, "drift")) == 1
+
+
 def test_a_plan_made_while_a_write_is_out_is_pushed_after_it_lands(
     engine: Engine, clock: Clock
 ) -> None:

@@ -97,7 +97,7 @@ class Listing(SQLModel, table=True):
     shown_since: datetime | None = _ts()  # the first read showing channel_quantity
     last_pushed: int | None = None
     last_pushed_at: datetime | None = _ts()
-    write_sent_at: datetime | None = _ts()  # when our last write to it went out
+    write_sent_at: datetime | None = _ts()  # when the last write that landed went out
     push_failures: int = 0
     # What the channel is believed to show as of believed_at (set on a push, a read, and a
     # refused compare-and-set); what a compare-and-set write expects, less later sales.
@@ -178,6 +178,7 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts()
     last_error: str = ""
     sent: int | None = None  # sent in a write whose outcome is unknown (a timeout, a 5xx)
+    sent_at: datetime | None = _ts()  # when that write went out
     # A write the channel is still processing (an Amazon feed): no other write to the
     # listing goes out until its outcome is known. pending_index: its place in that write.
     pending: str = Field(default="", sa_column_kwargs={"server_default": ""})

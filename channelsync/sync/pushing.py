@@ -84,7 +84,7 @@ def _due(
                   listing_t.c.channel_sku, listing_t.c.ref, listing_t.c.managed,
                   listing_t.c.last_pushed, listing_t.c.last_pushed_at,
                   listing_t.c.believed, listing_t.c.believed_at, outbox_t.c.planned_at,
-                  outbox_t.c.sent,
+                  outbox_t.c.sent, outbox_t.c.sent_at,
                   listing_t.c.revisions_day, listing_t.c.revisions)
         .join(listing_t, listing_t.c.id == outbox_t.c.listing_id)
         .where(outbox_t.c.channel == channel, outbox_t.c.next_attempt_at <= now,
@@ -130,7 +130,9 @@ def _settle_shown(
     shown = {r["id"] for r in candidates if expected[r["listing_id"]] == r["target"]}
     for row in due:
         if row["id"] in shown:
-            _succeeded(conn, channel, row, PushResult(row["channel_sku"], True), now)
+            # Nothing went out: when the last write went out stays what it was.
+            _succeeded(conn, channel, {**row, "sent_at": None},
+                       PushResult(row["channel_sku"], True), now)
     if shown:
         log.info("%s: %d new listings already show their target; nothing sent for them",
                  channel, len(shown))
@@ -322,7 +324,7 @@ def _collect(
     """Ask the channel for the outcomes of writes it was still processing."""
     query = (
         sa.select(outbox_t.c.id, outbox_t.c.listing_id, outbox_t.c.version,
-                  outbox_t.c.attempts, outbox_t.c.sent, outbox_t.c.pending,
+                  outbox_t.c.attempts, outbox_t.c.sent, outbox_t.c.sent_at, outbox_t.c.pending,
                   outbox_t.c.pending_at, listing_t.c.sku, listing_t.c.channel_sku,
                   listing_t.c.ref, listing_t.c.revisions_day, listing_t.c.revisions,
                   listing_t.c.last_pushed)
@@ -365,6 +367,8 @@ def _succeeded(
 ) -> None:
     values: dict[str, Any] = {"last_pushed": row["target"], "last_pushed_at": now,
                               "believed": row["target"], "believed_at": now, "push_failures": 0}
+    if row.get("sent_at") is not None:  # sales pulled since are not in what it carried
+        values["write_sent_at"] = row["sent_at"]
     if result.ref:
         values["ref"] = result.ref
     if budget is not None:
@@ -379,30 +383,40 @@ def _succeeded(
                                          outbox_t.c.version == row["version"]))
     # Planned again meanwhile (a newer target): the row stays, for that one.
     conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
-        pending="", pending_at=None, pending_index=None, sent=None))
+        pending="", pending_at=None, pending_index=None, sent=None, sent_at=None))
     resolve_conflicts(conn, "push_failed", [f"{channel}:{row['channel_sku']}"], now)
 
 
 def _about_to_send(engine: PushContext, batch: Sequence[dict[str, Any]]) -> None:
     """Committed before the call: if channelsync dies before the answer is recorded, a
     read-back finding the listing at exactly this quantity knows the write landed, instead
-    of calling it drift; and a read-back finding less knows which sales came after it."""
+    of calling it drift. When it went out is kept with it: sales pulled after that moment
+    are not in what it carried (readback.explained), once it is known to have landed.
+    The listing's own write_sent_at moves only then: a write that was deferred, refused
+    or failed carried nothing to the channel, and the sales pulled before it still explain
+    what the channel shows."""
     now = engine.clock()
     with engine.db.begin() as conn:
         conn.execute(outbox_t.update().where(outbox_t.c.id == sa.bindparam("b_id"))
-                     .values(sent=sa.bindparam("b_sent")),
+                     .values(sent=sa.bindparam("b_sent"), sent_at=now),
                      [{"b_id": r["id"], "b_sent": r["target"]} for r in batch])
-        # Sales pulled after this moment are not in what is sent (readback.explained).
-        for chunk in chunks([r["listing_id"] for r in batch]):
-            conn.execute(listing_t.update().where(listing_t.c.id.in_(chunk))
-                         .values(write_sent_at=now))
+    for row in batch:
+        row["before"] = {"sent": row.get("sent"), "sent_at": row.get("sent_at")}
+        row["sent_at"] = now
 
 
 def _deferred(conn: Connection, row: dict[str, Any], error: Deferred, now: datetime) -> None:
-    """Not sent: a rate limit left it for a later cycle. Not a failed attempt."""
+    """Not sent: a rate limit left it for a later cycle. Not a failed attempt. An earlier
+    write of unknown outcome stays what may have landed."""
     conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
         next_attempt_at=now + timedelta(seconds=error.wait), last_error=str(error)[:500],
-        sent=None))
+        **_not_sent(row)))
+
+
+def _not_sent(row: dict[str, Any]) -> dict[str, Any]:
+    """The outbox's record of a write of unknown outcome, as it was before this call,
+    which sent nothing."""
+    return row.get("before") or {"sent": None, "sent_at": None}
 
 
 def _stale(
@@ -417,7 +431,8 @@ def _stale(
         conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(
             believed=result.observed, believed_at=now))
     conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
-        next_attempt_at=now, last_error="stale compare: the channel changed first", sent=None))
+        next_attempt_at=now, last_error="stale compare: the channel changed first",
+        **_not_sent(row)))
     conn.execute(state_t.update().where(state_t.c.name == channel).values(
         stale_compares=state_t.c.stale_compares + 1, stale_at=now))
 
@@ -454,6 +469,7 @@ def _failed(
     sent = None if permanent else row["target"]
     conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
         attempts=attempts, next_attempt_at=now + delay, last_error=str(error)[:500], sent=sent,
+        sent_at=None if permanent else row.get("sent_at"),
         pending="", pending_at=None, pending_index=None))
     conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(
         push_failures=listing_t.c.push_failures + 1))

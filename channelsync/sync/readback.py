@@ -81,10 +81,12 @@ def record_listings(
             continue
         if old["sku"] != sku:
             found.new_skus.add(sku)
-        if item.quantity is not None and item.quantity == sent.get(old["id"]) \
+        unconfirmed, sent_at = sent.get(old["id"], (None, None))
+        if item.quantity is not None and item.quantity == unconfirmed \
                 and item.quantity != old["last_pushed"]:
             # A write whose answer never came: the channel applied it.
-            values.update(last_pushed=item.quantity, last_pushed_at=now)
+            values.update(last_pushed=item.quantity, last_pushed_at=now,
+                          write_sent_at=sent_at or now)
             old["last_pushed"] = item.quantity
             found.landed += 1
         conn.execute(listing_t.update().where(listing_t.c.id == old["id"]).values(**values))
@@ -105,11 +107,14 @@ def record_listings(
     return found
 
 
-def _unconfirmed_writes(conn: Connection, channel: str) -> dict[int, int]:
-    """listing id -> the quantity last sent to it in a write whose outcome is unknown."""
-    rows = conn.execute(sa.select(outbox_t.c.listing_id, outbox_t.c.sent).where(
-        outbox_t.c.channel == channel, outbox_t.c.sent.is_not(None)))
-    return {listing_id: sent for listing_id, sent in rows}
+def _unconfirmed_writes(
+    conn: Connection, channel: str
+) -> dict[int, tuple[int, datetime | None]]:
+    """listing id -> the quantity last sent to it in a write whose outcome is unknown, and
+    when that write went out."""
+    rows = conn.execute(sa.select(outbox_t.c.listing_id, outbox_t.c.sent, outbox_t.c.sent_at)
+                        .where(outbox_t.c.channel == channel, outbox_t.c.sent.is_not(None)))
+    return {listing_id: (sent, sent_at) for listing_id, sent, sent_at in rows}
 
 
 def suspect(conn: Connection, channel: str, higher: Sequence[Drift], now: datetime) -> None:
@@ -127,7 +132,8 @@ def suspect(conn: Connection, channel: str, higher: Sequence[Drift], now: dateti
 
 def explained(conn: Connection, channel: str, lower: Sequence[Drift]) -> list[Drift]:
     """Listings showing less than pushed by no more than the units sold there in orders
-    pulled since our last write went out. The channel took those units off itself; the
+    pulled since our last write that landed went out (a deferred, refused or failed write
+    carried nothing, so it does not move that moment). The channel took those units off itself; the
     ledger holds those sales, so the target already counts them, and pushing it is no
     riskier than any push. Not drift: without this, a sale there and a restock elsewhere
     in one cycle leave the target where it was, nothing is pushed, and the listing stays
