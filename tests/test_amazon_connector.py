@@ -35,7 +35,7 @@ from channelsync.errors import (
 from channelsync.registry import load_connector
 from connectors.amazon import AmazonConnector, AmazonSettings
 from connectors.amazon._auth import TokenStore
-from connectors.amazon._feeds import feed_document, report_results
+from connectors.amazon._feeds import MAX_MESSAGES, feed_document, report_results
 from connectors.amazon._orders import Position, parse_order
 
 REFERENCE = Path(__file__).parent / "reference" / "amazon-sp-api"
@@ -157,7 +157,9 @@ def test_satisfies_the_connector_protocol(amazon: AmazonConnector) -> None:
     assert load_connector("amazon") is AmazonConnector
     caps = AmazonConnector.capabilities
     assert caps.overlap == timedelta(minutes=5) and not caps.compare_and_set
-    assert caps.push_batch_size >= 10_000  # 10,000 changed SKUs reach one push call: one feed
+    # As many changed SKUs as one feed takes reach one push call: one feed, never a feed and
+    # a remainder the connector would send one patch a listing.
+    assert caps.push_batch_size == MAX_MESSAGES == 25_000
     assert (caps.requests_per_second, caps.burst) == (5.0, 5)
     assert AmazonConnector.emulator == "connectors.amazon.emulator:AmazonEmulator"
 

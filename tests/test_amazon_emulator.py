@@ -583,6 +583,34 @@ def test_search_listings_items_pages_by_sku_up_to_1000(
     assert sorted(i["sku"] for i in answer.json()["items"]) == ["SKU-0002", "SKU-1004"]
 
 
+def test_search_listings_items_filters_times_in_whole_seconds(
+    emulator: AmazonEmulator, clock: Clock, raw: httpx.Client
+) -> None:
+    """A listing's created and updated times count in whole seconds against each bound."""
+    created = {"EARLY": 0.7, "ON-TIME": 1.0, "LATE": 2.3}  # seconds after 04:00:00
+    start = clock.now
+    with emulator.lock:
+        for sku, seconds in created.items():
+            clock.now = start + timedelta(seconds=seconds)
+            emulator.set_listing(sku, 1, {})
+
+    def found(**bounds: str) -> list[str]:
+        answer = raw.get(f"/listings/2021-08-01/items/{SELLER}", params={
+            "marketplaceIds": US, "sortBy": "sku", "sortOrder": "ASC", **bounds})
+        assert answer.status_code == 200, answer.text
+        return [item["sku"] for item in answer.json()["items"]]
+
+    assert found(createdAfter="2026-11-26T04:00:00.500Z") == ["LATE", "ON-TIME"]
+    assert found(createdAfter="2026-11-26T04:00:01.000Z") == ["LATE", "ON-TIME"]
+    assert found(createdAfter="2026-11-26T04:00:01.001Z") == ["LATE"]
+    assert found(createdBefore="2026-11-26T04:00:00.200Z") == ["EARLY"]
+    assert found(createdBefore="2026-11-26T04:00:01.000Z") == ["EARLY", "ON-TIME"]
+    assert found(createdAfter="2026-11-26T04:00:01.000Z",
+                 createdBefore="2026-11-26T04:00:01.999Z") == ["ON-TIME"]
+    assert found(lastUpdatedAfter="2026-11-26T04:00:02.000Z") == ["LATE"]
+    assert found(lastUpdatedBefore="2026-11-26T03:59:59.000Z") == []
+
+
 # -- feeds -------------------------------------------------------------------------------------
 
 

@@ -246,6 +246,24 @@ def test_five_items_go_out_in_two_calls(
         f"SKU{n}": 10 + n for n in range(5)}
 
 
+def test_twelve_items_with_variations_of_one_item_go_out_in_three_calls(
+    ebay: EbayConnector, emulator: EbayEmulator, control: httpx.Client
+) -> None:
+    """Variations of one item, items found by SKU and items with a ref share calls: the
+    fewest, ceil(12 / 4), each carrying four."""
+    skus = ["TEE-S", "MUG-0", "TEE-M", "A&B", *(f"MUG-{n}" for n in range(1, 9))]
+    for sku in skus:
+        listing(control, sku, 1, **({"parent_sku": "TEE"} if sku.startswith("TEE") else {}))
+    refs = {li.channel_sku: li.ref for li in ebay.read_listings()}
+    assert refs["TEE-S"].split("/")[0] == refs["TEE-M"].split("/")[0]  # one eBay item
+    items = [PushItem(sku, 20 + n, "" if n % 3 else refs[sku]) for n, sku in enumerate(skus)]
+    results = ebay.push_quantities(items)
+    assert [r.ok for r in results] == [True] * 12
+    assert calls(emulator, "ReviseInventoryStatus") == 3  # so four items in each
+    assert {sku: row["quantity"] for sku, row in rows(control).items()} == {
+        sku: 20 + n for n, sku in enumerate(skus)}
+
+
 def test_partial_failure_reports_each_item(
     ebay: EbayConnector, emulator: EbayEmulator, control: httpx.Client
 ) -> None:

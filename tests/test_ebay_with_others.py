@@ -147,9 +147,38 @@ def test_a_new_listing_showing_its_target_is_still_sent_after_a_sale_there(
             app.close()
 
 
-def _ebay_app(ebay: EbayEmulator, ledger_url: str) -> App:
+def test_a_count_that_changes_twelve_listings_takes_three_calls_and_again_none(
+    sqlite_url: str,
+) -> None:
+    """After discovery, a stock count changes 12 listings (two variations of one item, a kit
+    through its component, a SKU escaped in XML): ceil(12/4) calls; the same count again
+    changes nothing and sends nothing."""
+    skus = [*VARIATIONS, *PLAIN]  # 12 SKUs with stock
+    kit = '[[kit]]\nsku = "PAIR"\ncomponents = { "MUG-0" = 2 }\n'
+    with EbayEmulator(token="ebay-token") as ebay:
+        for sku in skus:
+            list_on(ebay, sku, 10, VARIATIONS.get(sku))
+        list_on(ebay, "PAIR", 5)  # two of MUG-0's 10
+        app = _ebay_app(ebay, sqlite_url, kit)
+        try:
+            app.set_stock([StockRow(sku, 10) for sku in skus], reason="count")
+            app.engine.sync()  # discovery: every listing already shows its target
+            assert revisions(ebay) == 0
+            lower = [StockRow(sku, 9) for sku in skus if sku != "MUG-8"]  # 11 SKUs + the kit
+            app.set_stock(lower, reason="count")
+            app.engine.sync(read_back=False)
+            assert shows(ebay) == {**dict.fromkeys(skus, 9), "MUG-8": 10, "PAIR": 4}
+            assert revisions(ebay) == 3
+            app.set_stock(lower, reason="count")  # the same count again
+            app.engine.sync(read_back=False)
+            assert revisions(ebay) == 3
+        finally:
+            app.close()
+
+
+def _ebay_app(ebay: EbayEmulator, ledger_url: str, extra: str = "") -> App:
     """An app whose only channel is this emulator, on its own SQLite ledger."""
-    config = parse_config(EBAY_ONLY.format(ebay=ebay.url), env={})
+    config = parse_config(EBAY_ONLY.format(ebay=ebay.url) + extra, env={})
     app = App(config)
     app.__dict__["db"] = open_ledger_engine(ledger_url)
     # As above: a test cannot wait the two minutes eBay's orders lag.

@@ -72,7 +72,10 @@ DEFAULT_FEED_TIMEOUT = 1800.0  # a feed takes minutes; 30 more is a feed that is
 DEFAULT_ORDER_LAG = 120.0  # orders show about two minutes after they change
 OVERLAP = timedelta(minutes=5)
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-PUSH_BATCH_SIZE = 10_000  # the engine's batch: more than feed_threshold goes as one feed
+# The engine's batch: one whole feed. More than feed_threshold goes as one feed; a smaller
+# engine batch would cut a larger change into a feed plus a remainder that, if it is under
+# feed_threshold, goes out one patch a listing (10,050 changed: 53 calls instead of 3).
+PUSH_BATCH_SIZE = MAX_MESSAGES
 # Amazon's published usage plans (requests per second, burst). searchOrders refills one
 # request every 3 minutes after a burst of 20: pages beyond the burst wait in pull_orders.
 USAGE_PLANS = {

@@ -244,28 +244,42 @@ def search_listings(listings: Iterable[Listing], request: Request) -> list[Listi
     order = request.arg("sortOrder", "DESC")
     if sort_by not in _SORT or order not in ("ASC", "DESC"):
         raise amazon_error(400, "Invalid sortBy or sortOrder.")
-    bounds = [(time_param(request, name), name) for name in (
-        "createdAfter", "createdBefore", "lastUpdatedAfter", "lastUpdatedBefore")]
+    bounds = _bounds(request)
     with_status = set(csv_param(request, "withStatus") or ())
     without_status = set(csv_param(request, "withoutStatus") or ())
     found = []
+    # A search runs again for every page, over every listing: each row is put only to the
+    # filters the request sets.
     for row in listings:
-        key = {"SKU": row.sku, "ASIN": row.asin}.get(kind or "")
-        if identifiers is not None and key not in identifiers:
+        if identifiers is not None and \
+                {"SKU": row.sku, "ASIN": row.asin}.get(kind or "") not in identifiers:
             continue
-        status = set(row.status())
-        if with_status - status or without_status & status:
-            continue
-        if all(_within(row, bound, name) for bound, name in bounds):
+        if with_status or without_status:
+            status = set(row.status())
+            if with_status - status or without_status & status:
+                continue
+        if all((getattr(row, name) >= edge) == after for name, edge, after in bounds):
             found.append(row)
     return sorted(found, key=_SORT[sort_by], reverse=order == "DESC")
 
 
-def _within(row: Listing, bound: datetime | None, name: str) -> bool:
-    if bound is None:
-        return True
-    moment = (row.created if name.startswith("created") else row.updated).replace(microsecond=0)
-    return moment >= bound if name.endswith("After") else moment <= bound
+def _bounds(request: Request) -> list[tuple[str, datetime, bool]]:
+    """The time filters as (attribute, edge, after): a row passes when ``row.attribute >=
+    edge`` is ``after``. A listing's time counts in whole seconds: created at 10:00:00.7 it
+    is created before 10:00:00.2, and not after 10:00:00.5."""
+    bounds = []
+    for name in ("createdAfter", "createdBefore", "lastUpdatedAfter", "lastUpdatedBefore"):
+        bound = time_param(request, name)
+        if bound is None:
+            continue
+        attribute = "created" if name.startswith("created") else "updated"
+        second = bound.replace(microsecond=0)
+        if name.endswith("After"):  # its second at or after the bound
+            edge = second if second == bound else second + timedelta(seconds=1)
+            bounds.append((attribute, edge, True))
+        else:  # its second at or before the bound's
+            bounds.append((attribute, second + timedelta(seconds=1), False))
+    return bounds
 
 
 @dataclass(frozen=True)
