@@ -155,7 +155,9 @@ def test_pushes_go_in_batches_of_the_connector_size(engine: Engine, clock: Clock
     fakes.CHANNELS["a"].quantities.update({s: 0 for s in skus})
     set_stock(engine, config, clock, **skus)
     sync.sync(["a"])
-    assert [len(batch) for batch in fakes.CHANNELS["a"].pushes] == [3, 3, 1]
+    # As few calls as batches of 3 allow, of even sizes (a small remainder may cost more
+    # calls than its size: Amazon sends fewer than its feed threshold one at a time).
+    assert [len(batch) for batch in fakes.CHANNELS["a"].pushes] == [3, 2, 2]
 
 
 def test_an_increase_waits_for_a_pull_after_the_last_push(engine: Engine, clock: Clock) -> None:
