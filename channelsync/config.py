@@ -8,13 +8,14 @@ never reach a log or ``repr``.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -24,6 +25,8 @@ DEFAULT_PULL_INTERVAL = 120.0
 DEFAULT_RECONCILE_INTERVAL = 6 * 3600.0
 DEFAULT_LOOKBACK_DAYS = 30
 DEFAULT_DB_FILE = "channelsync.db"
+DEFAULT_SESSION_HOURS = 12.0
+MIN_SESSION_SECRET = 32  # characters of a configured [web] session_secret
 SYSTEM_CONFIG = Path("/etc/channelsync/channels.toml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -89,6 +92,84 @@ class AlertsConfig(_Model):
     ship_within: float = Field(default=2 * 86400.0, gt=0)  # paid, not shipped this long: alert
 
 
+class WebUser(_Model):
+    """A dashboard login. The hash comes from ``channelsync web hash-password``."""
+
+    name: str = Field(pattern=_NAME, max_length=100)
+    password_hash: SecretStr  # argon2; a ${ENV} reference or a systemd credential
+    role: Literal["admin", "viewer"] = "viewer"  # admin: may change stock and ack conflicts
+
+
+class WebConfig(_Model):
+    """The dashboard. ``listen`` empty: off. No users: loopback only, and everyone is admin."""
+
+    listen: str = ""  # "127.0.0.1:8080"
+    users: list[WebUser] = []
+    # Signs the session cookies; empty: a random one at each start (sessions end at restart).
+    session_secret: SecretStr = SecretStr("")
+    # "auto": Secure when the request came over HTTPS (a proxy on loopback says so with
+    # X-Forwarded-Proto); true: always (TLS ends on a proxy elsewhere); false: never.
+    secure_cookies: bool | Literal["auto"] = "auto"
+    session_hours: float = Field(default=DEFAULT_SESSION_HOURS, gt=0, le=24 * 30)
+
+    def user(self, name: str) -> WebUser | None:
+        return next((u for u in self.users if u.name == name), None)
+
+
+def listen_host(listen: str) -> str | None:
+    """The host of ``host:port`` or ``[v6]:port``; None when it is not written that way."""
+    value = listen.strip()
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+    else:
+        host, sep, port = value.rpartition(":")
+    return host if sep and host and port.isdigit() else None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def web_listen_problem(listen: str, users: int) -> str | None:
+    """Why the dashboard may not listen there, or None: an address other than loopback
+    needs at least one user (without users everyone who reaches it would be admin)."""
+    host = listen_host(listen)
+    if host is None:
+        return f"{listen!r} is not host:port (such as 127.0.0.1:8080, or [::1]:8080)"
+    if users or is_loopback(host):
+        return None
+    return (f"{listen} is not a loopback address, and no [[web.users]] are configured: "
+            "without users everyone who reaches the dashboard is admin, so it only listens "
+            "on loopback (127.0.0.1, ::1). Add a [[web.users]] entry (its hash from "
+            "'channelsync web hash-password') to listen there")
+
+
+def _web_problems(web: WebConfig) -> list[str]:
+    problems = []
+    if web.listen:
+        problem = web_listen_problem(web.listen, len(web.users))
+        if problem:
+            problems.append(f"web.listen: {problem}")
+    names = [u.name for u in web.users]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"web.users: the name {name!r} is used more than once")
+    for i, user in enumerate(web.users):
+        value = user.password_hash.get_secret_value()
+        if not _ENV_REF.fullmatch(value) and not value.startswith("$argon2"):
+            problems.append(f"web.users[{i}] ({user.name}).password_hash: not an argon2 hash "
+                            "(make one with 'channelsync web hash-password')")
+    secret = web.session_secret.get_secret_value()
+    if secret and not _ENV_REF.fullmatch(secret) and len(secret) < MIN_SESSION_SECRET:
+        problems.append(f"web.session_secret: shorter than {MIN_SESSION_SECRET} characters "
+                        "(make one with: openssl rand -hex 32)")
+    return problems
+
+
 class ChannelConfig(_Model):
     name: str = Field(pattern=_NAME)
     type: str
@@ -117,6 +198,7 @@ class Config:
     channels: tuple[ChannelConfig, ...]
     kits: tuple[KitConfig, ...]
     sku_rules: tuple[SkuRule, ...]
+    web: WebConfig = field(default_factory=WebConfig)
     source: str = ""
     warnings: tuple[str, ...] = ()  # e.g. environment variables not set, when not required
 
@@ -242,7 +324,7 @@ def _message(err: Mapping[str, Any]) -> str:
     return str(err["msg"])
 
 
-_TOP_KEYS = {"database", "daemon", "alerts", "rules", "channel", "kit", "rule"}
+_TOP_KEYS = {"database", "daemon", "alerts", "rules", "web", "channel", "kit", "rule"}
 
 
 def _build(
@@ -261,6 +343,9 @@ def _build(
     daemon = _validate(DaemonConfig, raw.get("daemon"), "daemon", problems)
     alerts = _validate(AlertsConfig, raw.get("alerts"), "alerts", problems)
     rules = _validate(RuleFields, raw.get("rules"), "rules", problems)
+    web = _validate(WebConfig, raw.get("web"), "web", problems)
+    if web is not None:
+        problems += _web_problems(web)
     blocks = _table_list(raw, "channel", problems)
     channels = _channels(blocks, problems)
     _check_connectors(channels, problems, warnings, unset)
@@ -272,7 +357,8 @@ def _build(
     _cross_check(names, [k for k in kits if k], [r for r in sku_rules if r], problems)
     if problems:
         return None
-    return Config(database, daemon, alerts, rules, tuple(channels), tuple(kits), tuple(sku_rules))
+    return Config(database, daemon, alerts, rules, tuple(channels), tuple(kits), tuple(sku_rules),
+                  web)
 
 
 def _table_list(raw: dict[str, Any], key: str, problems: list[str]) -> list[Any]:

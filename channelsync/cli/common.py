@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
@@ -37,11 +39,13 @@ conflicts_app = typer.Typer(help="Open conflicts, and acknowledging them.")
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Local channel emulators.", no_args_is_help=True)
+web_app = typer.Typer(help="The dashboard: run it alone, or hash a password for its users.")
 app.add_typer(stock_app, name="stock")
 app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(web_app, name="web")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -119,6 +123,15 @@ def opened(migrate: bool = True) -> Iterator[App]:
              "up to date)")
     finally:
         application.close()
+
+
+def wait_for_signal() -> None:
+    """Until SIGINT or SIGTERM (a server runs on its own threads meanwhile)."""
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    out.print("press Ctrl-C to stop")
+    done.wait()
 
 
 def emit(data: Any) -> None:

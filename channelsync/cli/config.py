@@ -38,16 +38,23 @@ def config_check(
             emit({"file": str(target), "ok": False, "problems": exc.problems, "warnings": []})
             raise typer.Exit(EXIT_USAGE) from None
         show_config_error(exc)
+    web = config.web
     if as_json:
         emit({"file": str(target), "ok": True, "problems": [], "warnings": list(config.warnings),
               "channels": [{"name": c.name, "type": c.type, "enabled": c.enabled}
-                           for c in config.channels]})
+                           for c in config.channels],
+              "web": {"listen": web.listen or None,
+                      "users": [{"name": u.name, "role": u.role} for u in web.users]}})
         return
     for warning in config.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning} (needed when channelsync runs)",
                   markup=True)
     names = ", ".join(f"{c.name} ({c.type})" for c in config.channels) or "no channels"
     out.print(f"{target}: OK - {names}", markup=False)
+    if web.listen:
+        users = ", ".join(f"{u.name} ({u.role})" for u in web.users) or \
+            "no users: loopback only, everyone is admin"
+        out.print(f"dashboard on {web.listen}: {users}", markup=False)
 
 
 @db_app.command("upgrade")

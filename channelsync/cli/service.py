@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -19,6 +17,7 @@ from channelsync.cli.common import (
     sandbox_app,
     show_config_error,
     state,
+    wait_for_signal,
 )
 from channelsync.config import ChannelConfig, find_config
 from channelsync.errors import ChannelSyncError, ConfigError
@@ -81,7 +80,7 @@ def sandbox_serve(
             emulator.start(host, chan_port)
             emulators.append(emulator)
             out.print(f"{channel.name}: {channel.type} emulator listening on {emulator.url}")
-    _wait_for_signal()
+    wait_for_signal()
     for emulator in emulators:
         emulator.stop()
 
@@ -92,14 +91,6 @@ def _loopback_address(channel: ChannelConfig) -> tuple[str, int]:
         fail(f"channel {channel.name!r}: a sandbox endpoint must be a loopback URL with a port, "
              f"like http://127.0.0.1:8101 (got {channel.endpoint!r})", EXIT_USAGE)
     return ("127.0.0.1" if parts.hostname == "localhost" else parts.hostname), parts.port
-
-
-def _wait_for_signal() -> None:
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    out.print("press Ctrl-C to stop")
-    done.wait()
 
 
 @app.command()

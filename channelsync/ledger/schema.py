@@ -160,7 +160,7 @@ class Movement(SQLModel, table=True):
     on_hand_delta: int = 0
     reserved_delta: int = 0
     reason: str = ""
-    source: str = ""  # channel:order:line, or cli
+    source: str = ""  # channel:order:line, cli, or web:<dashboard user>
     idempotency_key: str = Field(max_length=400, unique=True)
     created_at: datetime | None = _ts()
 

@@ -62,10 +62,11 @@ def _lock(conn: Connection, skus: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 
 def set_stock(
-    conn: Connection, rows: Iterable[StockRow], *, now: datetime, reason: str, kind: str = "set"
+    conn: Connection, rows: Iterable[StockRow], *, now: datetime, reason: str, kind: str = "set",
+    source: str = "cli",
 ) -> list[int]:
     """Counts: set on hand (and optionally safety stock, title, barcodes to add). Returns new
-    conflicts."""
+    conflicts. ``source``: who made the change (``cli``, ``web:<user>``), on each movement."""
     rows = list(rows)
     given: dict[str, list[str]] = {}
     for row in rows:
@@ -91,7 +92,7 @@ def set_stock(
     for row in rows:
         delta = row.on_hand - current[row.sku]["on_hand"]
         current[row.sku]["on_hand"] = row.on_hand
-        movements.append(_movement(row.sku, kind, delta, reason, now))
+        movements.append(_movement(row.sku, kind, delta, reason, now, source))
         updates.append({"b_sku": row.sku, "b_on_hand": row.on_hand, "b_safety": row.safety_stock,
                         "b_title": row.title, "b_barcodes": merged.get(row.sku)})
     # One statement for every row; a field left out (None) keeps what the SKU had.
@@ -112,7 +113,7 @@ def set_stock(
 
 
 def adjust_stock(
-    conn: Connection, sku: str, delta: int, *, now: datetime, reason: str
+    conn: Connection, sku: str, delta: int, *, now: datetime, reason: str, source: str = "cli"
 ) -> tuple[int, list[int]]:
     """Add or remove units (damage, found stock, ...). Returns the new on hand and new conflicts."""
     if not reason.strip():
@@ -124,7 +125,7 @@ def adjust_stock(
     if on_hand < 0:
         raise LedgerError(f"{sku}: adjusting by {delta} would leave {on_hand} on hand")
     conn.execute(sku_t.update().where(sku_t.c.sku == sku).values(on_hand=on_hand, updated_at=now))
-    conn.execute(mov_t.insert(), [_movement(sku, "adjust", delta, reason, now)])
+    conn.execute(mov_t.insert(), [_movement(sku, "adjust", delta, reason, now, source)])
     return on_hand, detect_oversell(conn, [sku], now)
 
 
@@ -265,10 +266,12 @@ def _store_barcodes(conn: Connection, sku: str, codes: list[str], now: datetime)
                  .values(barcodes=",".join(codes), updated_at=now))
 
 
-def _movement(sku: str, kind: str, delta: int, reason: str, now: datetime) -> dict[str, Any]:
+def _movement(
+    sku: str, kind: str, delta: int, reason: str, now: datetime, source: str
+) -> dict[str, Any]:
     return {
         "sku": sku, "kind": kind, "on_hand_delta": delta, "reserved_delta": 0,
-        "reason": reason, "source": "cli", "idempotency_key": _key(kind), "created_at": now,
+        "reason": reason, "source": source[:200], "idempotency_key": _key(kind), "created_at": now,
     }
 
 

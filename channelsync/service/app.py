@@ -81,17 +81,24 @@ class App:
 
     # -- stock changes: write, then let pending orders and the outbox catch up -----------------
 
-    def set_stock(self, rows: Sequence[stock.StockRow], *, reason: str, kind: str = "set") -> Any:
+    def set_stock(
+        self, rows: Sequence[stock.StockRow], *, reason: str, kind: str = "set",
+        source: str = "cli",
+    ) -> Any:
         self._refuse_kits([r.sku for r in rows])
         with self.db.begin() as conn:
-            opened = stock.set_stock(conn, rows, now=self.now(), reason=reason, kind=kind)
+            opened = stock.set_stock(conn, rows, now=self.now(), reason=reason, kind=kind,
+                                     source=source)
         self.settle({r.sku for r in rows})
         self.send_alerts()
         return opened
 
-    def adjust_stock(self, sku: str, delta: int, reason: str) -> tuple[int, list[int]]:
+    def adjust_stock(
+        self, sku: str, delta: int, reason: str, source: str = "cli"
+    ) -> tuple[int, list[int]]:
         with self.db.begin() as conn:
-            result = stock.adjust_stock(conn, sku, delta, now=self.now(), reason=reason)
+            result = stock.adjust_stock(conn, sku, delta, now=self.now(), reason=reason,
+                                        source=source)
         self.settle({sku})
         self.send_alerts()
         return result

@@ -36,6 +36,7 @@ from channelsync.service.httpd import Server, parse_listen, serve
 from channelsync.service.observability import Metrics
 from channelsync.service.observability import routes as metrics_routes
 from channelsync.service.systemd import Notifier, Watchdog
+from channelsync.service.web.dashboard import routes as dashboard_routes
 from channelsync.service.webhooks import WebhookReceiver
 from channelsync.service.webhooks import routes as webhook_routes
 from channelsync.sync.events import EventBus
@@ -232,7 +233,8 @@ class Daemon:
                 signal.signal(sig, handler)
 
     def _serve(self) -> None:
-        """The optional HTTP endpoints: metrics and health, and webhooks."""
+        """The optional HTTP endpoints: metrics and health, webhooks, and the dashboard
+        (last: it answers every path the others do not, when it shares their listener)."""
         daemon = self.app.config.daemon
         wanted: list[_Endpoints] = []
         if daemon.metrics_listen:
@@ -243,6 +245,9 @@ class Daemon:
             self.receiver = WebhookReceiver(self.app.config, self._webhook)
             wanted.append(("daemon.webhook_listen", daemon.webhook_listen,
                            webhook_routes(self.receiver)))
+        web = self.app.config.web
+        if web.listen:  # it reads the App the daemon has now: a reload is picked up
+            wanted.append(("web.listen", web.listen, dashboard_routes(lambda: self.app, web)))
         by_setting: dict[str, Server] = {}
         for group in _by_address(wanted):
             settings = [setting for setting, _, _ in group]
@@ -254,6 +259,9 @@ class Daemon:
             log.info("metrics and health on %s", by_setting["daemon.metrics_listen"].url)
         if "daemon.webhook_listen" in by_setting:
             log.info("webhooks on %s/webhooks/<channel>", by_setting["daemon.webhook_listen"].url)
+        if "web.listen" in by_setting:
+            log.info("dashboard on %s (%s)", by_setting["web.listen"].url,
+                     f"{len(web.users)} user(s)" if web.users else "no login: loopback only")
 
     def _alerts(self) -> None:
         """Alerts on a thread of their own: a slow or failing destination never delays a sync."""
