@@ -463,6 +463,31 @@ def test_a_listing_showing_less_for_the_lag_is_drift_though_read_more_often(
     assert a.quantities["MUG"] == 4
 
 
+def test_a_shortfall_counts_its_time_from_our_last_write_not_an_older_read(
+    engine: Engine, clock: Clock
+) -> None:
+    """A read showed 0, then our write of 2 landed, then the channel showed 0 again: it has
+    shown 0 since after our write, not since that first read."""
+    sync, config = make(engine, clock)
+    a = fakes.CHANNELS["a"]
+    a.quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=4)
+    sync.sync(["a"])
+    a.quantities["MUG"] = 0  # maybe sales the channel does not report yet
+    clock.tick(1)
+    assert sync.sync(["a"])[0].drift == 0
+    clock.tick(20)
+    set_stock(engine, config, clock, MUG=2)  # a count: 2 goes out at once, and lands
+    sync.sync(["a"], read_back=False)
+    assert a.quantities["MUG"] == 2
+    a.quantities["MUG"] = 0  # sold again, not reported yet
+    clock.tick(15)  # 36 s after the first read of 0, 15 s after our write: within the lag
+    assert sync.sync(["a"])[0].drift == 0
+    assert a.quantities["MUG"] == 0  # nothing put back on sale
+    clock.tick(20)
+    assert sync.sync(["a"])[0].drift == 1  # shown for the lag since our write: drift
+
+
 def test_a_sale_there_and_a_restock_in_one_cycle_leave_no_listing_a_unit_short(
     engine: Engine, clock: Clock
 ) -> None:

@@ -95,6 +95,10 @@ def record_listings(
         if item.quantity != old["last_pushed"]:
             steady = (old["shown_since"] or old["read_at"]) \
                 if old["channel_quantity"] == item.quantity else None
+            if steady is not None and old["last_pushed_at"] is not None:
+                # A write that landed since that read showed what it carried: the channel
+                # has shown this again only since then.
+                steady = max(steady, old["last_pushed_at"])
             found.mismatched.append(
                 Drift(item.channel_sku, sku, item.quantity, old["last_pushed"], steady))
         else:
