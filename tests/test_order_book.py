@@ -42,6 +42,9 @@ def test_stages_follow_units_first_then_the_channel_then_the_sellers_step() -> N
     assert stage_of("cancelled", "picked", Units(1, cancelled=1)) == "cancelled"
     assert stage_of("paid", "", Units(2, cancelled=2)) == "cancelled"
     assert stage_of("cancelled", "", Units(1, shipped=1, cancelled=1)) == "returned"
+    # Cancelled after one of two shipped: the rest is off, what shipped stays shipped.
+    assert stage_of("cancelled", "", Units(2, shipped=1, cancelled=1)) == "shipped"
+    assert stage_of("cancelled", "", Units(3, shipped=1, cancelled=1)) == "partly_shipped"
     assert stage_of("delivered", "", Units(1, shipped=1)) == "delivered"
     assert stage_of("", "", Units()) == "received"
     assert stage_of("returned", "", Units(1, cancelled=1)) == "cancelled"  # refunded unsent

@@ -61,8 +61,10 @@ def stage_of(channel_stage: str, local_stage: str, units: Units) -> str:
     if channel_stage == "returned":
         channel_stage = "cancelled"
     if channel_stage == "cancelled" or (units.ordered > 0 and open_units <= 0):
+        if units.shipped > 0 and open_units > 0:  # cancelled after part of it shipped
+            return "shipped" if units.shipped >= open_units else "partly_shipped"
         # Units that left before the cancellation came back, or were never going to.
-        return "returned" if units.shipped > 0 and open_units <= 0 else "cancelled"
+        return "returned" if units.shipped > 0 else "cancelled"
     if channel_stage == "delivered":
         return "delivered"
     if open_units > 0 and units.shipped >= open_units:
