@@ -7,7 +7,6 @@ import socket
 import typer
 
 from channelsync.cli.common import EXIT_FAILED, EXIT_USAGE, JsonOpt, app, emit, fail, load, out
-from channelsync.ledger.schema import utcnow
 
 alerts_app = typer.Typer(help="Alert destinations: the apprise URLs in the alerts section.",
                          no_args_is_help=True)
@@ -17,6 +16,7 @@ app.add_typer(alerts_app, name="alerts")
 @alerts_app.command("test")
 def alerts_test(as_json: JsonOpt = False) -> None:
     """Send a test alert to every configured destination; show which ones took it."""
+    from channelsync.ledger.schema import utcnow
     from channelsync.service.alerts import AppriseSender, sample_alert  # apprise loads slowly
 
     config = load()

@@ -4,6 +4,11 @@ options, loading the config, opening the application, printing and failing.
 Exit status: 0 success, 1 the work failed (a channel could not be reached, the
 ledger refused), 2 usage or configuration errors. Commands that show data take
 ``--json`` and then print exactly one JSON document on stdout; logs go to stderr.
+
+``channelsync --help`` must start quickly: the CLI modules import the application, the
+ledger (SQLAlchemy, Alembic), the config models (pydantic), the channel libraries and
+``rich.progress`` inside the commands that use them, never at module level
+(``tests/test_cli_start.py`` guards it).
 """
 
 from __future__ import annotations
@@ -15,18 +20,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
-from sqlalchemy.exc import SQLAlchemyError
 
 from channelsync import __version__
-from channelsync.config import Config, find_config, load_config
 from channelsync.errors import ChannelSyncError, ConfigError
-from channelsync.service import logs
-from channelsync.service.app import App
+
+if TYPE_CHECKING:
+    from channelsync.config import Config
+    from channelsync.service.app import App
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -81,6 +85,8 @@ def main_options(
         fail(f"--log-level must be debug, info, warning or error (got {log_level!r})", EXIT_USAGE)
     if log_format not in ("text", "json"):
         fail(f"--log-format must be text or json (got {log_format!r})", EXIT_USAGE)
+    from channelsync.service import logs
+
     logs.configure(log_level, log_format)
 
 
@@ -97,6 +103,8 @@ def show_config_error(exc: ConfigError) -> NoReturn:
 
 
 def load() -> Config:
+    from channelsync.config import find_config, load_config
+
     path = find_config(state.config_path, os.environ)
     if not path.exists():
         fail(f"no config file at {path} (use --config, $CHANNELSYNC_CONFIG or ./channels.toml; "
@@ -109,6 +117,10 @@ def load() -> Config:
 
 @contextmanager
 def opened(migrate: bool = True) -> Iterator[App]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from channelsync.service.app import App
+
     application = App(load(), migrate=migrate)
     try:
         yield application
@@ -147,6 +159,8 @@ def progress(quiet: bool, what: str) -> Iterator[Callable[[str], None]]:
     if quiet or not err.is_terminal:
         yield lambda _message: None
         return
+    from rich.progress import Progress
+
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(what, total=None)
         yield lambda message: progress.update(task, description=message)

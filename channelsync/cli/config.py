@@ -21,7 +21,6 @@ from channelsync.cli.common import (
     show_config_error,
     state,
 )
-from channelsync.config import find_config, load_config
 from channelsync.errors import ConfigError
 
 
@@ -30,6 +29,8 @@ def config_check(
     path: Annotated[Path | None, typer.Argument()] = None, as_json: JsonOpt = False
 ) -> None:
     """Validate a config file: every problem with its location, no traceback."""
+    from channelsync.config import find_config, load_config
+
     target = path or find_config(state.config_path, os.environ)
     try:
         config = load_config(target, require_env=False)

@@ -8,7 +8,6 @@ import typer
 
 from channelsync.cli import format as fmt
 from channelsync.cli.common import JsonOpt, conflicts_app, emit, fail, opened, out
-from channelsync.service import reports
 
 
 @conflicts_app.callback(invoke_without_command=True)
@@ -24,6 +23,8 @@ def conflicts_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Open conflicts (oversell, unknown SKU, failed push, drift, bad record)."""
+    from channelsync.service import reports
+
     with opened() as application, application.db.connect() as conn:
         rows = reports.conflicts(conn, include_resolved)
         now = application.now()

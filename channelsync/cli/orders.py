@@ -9,15 +9,16 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from channelsync.cli import format as fmt
 from channelsync.cli.common import EXIT_USAGE, JsonOpt, app, emit, err, fail, opened, out
-from channelsync.orders import book, packing, picking, queries
-from channelsync.orders.shipping import ShipError
-from channelsync.service import shipping
+
+if TYPE_CHECKING:  # the ledger and the order book are imported where a command needs them
+    from channelsync.orders import picking, queries
+    from channelsync.service import shipping
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -51,6 +52,8 @@ def orders(
     as_json: JsonOpt = False,
 ) -> None:
     """The order book: every channel's orders, newest first."""
+    from channelsync.orders import book, queries
+
     with opened() as application:
         now = application.now()
         try:
@@ -85,6 +88,8 @@ def order(
     as_json: JsonOpt = False,
 ) -> None:
     """One order: its lines, its stages with their times, the stock movements it caused."""
+    from channelsync.orders import book, queries
+
     with opened() as application, application.db.connect() as conn:
         found = queries.get_order(conn, channel, order_id)
     if found is None:
@@ -123,6 +128,8 @@ def order(
 
 
 def _stages(given: list[str]) -> tuple[str, ...]:
+    from channelsync.orders import book
+
     stages: list[str] = []
     for text in given:
         if text.strip().lower() == "open":
@@ -160,6 +167,8 @@ def pick(
     as_json: JsonOpt = False,
 ) -> None:
     """A pick list (the command's help says more)."""
+    from channelsync.orders import picking
+
     with opened() as application, application.db.begin() as conn:
         found = picking.pick_list(conn, channel)
         moved = picking.mark_picked(conn, found.orders, application.now()) \
@@ -212,6 +221,8 @@ def pack(
         "--scan-order", help="Scan (or type) the order first: its id, or CHANNEL:ID.")] = False,
 ) -> None:
     """Packing verified by scanning (the command's help says more)."""
+    from channelsync.orders import book, packing
+
     interactive = sys.stdin.isatty()
     codes = _codes(interactive)
     if scan_order:
@@ -273,6 +284,8 @@ def _codes(interactive: bool) -> Iterator[str]:
 
 
 def _find_order(conn: Any, channel: str | None, order_id: str) -> queries.Order:
+    from channelsync.orders import queries
+
     if channel:
         found = queries.get_order(conn, channel, order_id)
         if found is None:
@@ -310,6 +323,10 @@ def ship(
     as_json: JsonOpt = False,
 ) -> None:
     """Record and confirm a shipment (the command's help says more)."""
+    from channelsync.orders import queries
+    from channelsync.orders.shipping import ShipError
+    from channelsync.service import shipping
+
     try:
         if import_csv is not None:
             if channel or order_id or line:

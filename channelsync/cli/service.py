@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -19,9 +19,10 @@ from channelsync.cli.common import (
     state,
     wait_for_signal,
 )
-from channelsync.config import ChannelConfig, find_config
 from channelsync.errors import ChannelSyncError, ConfigError
-from channelsync.registry import known_types, load_emulator
+
+if TYPE_CHECKING:
+    from channelsync.config import ChannelConfig
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -29,6 +30,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 @app.command()
 def run() -> None:
     """The daemon: every channel on its schedule, until SIGTERM or SIGINT."""
+    from channelsync.config import find_config
     from channelsync.service.daemon import Daemon
 
     path = find_config(state.config_path, os.environ)
@@ -44,6 +46,8 @@ def run() -> None:
 
 def make_emulator(type_name: str, channel: ChannelConfig | None = None) -> Any:
     """An emulator for a channel type; given a channel, it checks that channel's credentials."""
+    from channelsync.registry import load_emulator
+
     try:
         cls = load_emulator(type_name)
     except ChannelSyncError as exc:
@@ -60,6 +64,8 @@ def sandbox_serve(
     port: Annotated[int, typer.Option(help="Its port (0: any free port).", min=0, max=65535)] = 0,
 ) -> None:
     """Run channel emulators on loopback until interrupted."""
+    from channelsync.registry import known_types
+
     emulators: list[Any] = []
     if type_name:
         if type_name not in known_types():

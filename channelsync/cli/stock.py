@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 
 from channelsync.cli import format as fmt
 from channelsync.cli.common import (
@@ -20,14 +19,13 @@ from channelsync.cli.common import (
     out,
     stock_app,
 )
-from channelsync.ledger import stock
-from channelsync.ledger.barcodes import BarcodeError, clean, normalise
-from channelsync.service import reports
 
 
 @stock_app.command("list")
 def stock_list(as_json: JsonOpt = False) -> None:
     """Every SKU with on hand, reserved, safety stock and available."""
+    from channelsync.service import reports
+
     with opened() as application, application.db.connect() as conn:
         rows = reports.stock_list(conn)
     if as_json:
@@ -50,6 +48,8 @@ def stock_set(
     reason: Annotated[str, typer.Option(help="Why (kept on the movement).")] = "stock count",
 ) -> None:
     """Set a SKU's on-hand count (creates the SKU if new)."""
+    from channelsync.ledger import stock
+
     with opened() as application:
         opened_conflicts = application.set_stock(
             [stock.StockRow(sku, quantity, safety_stock, title, barcode)], reason=reason)
@@ -86,6 +86,10 @@ def stock_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Import counts from CSV: sku,on_hand,safety_stock,title,barcode."""
+    from rich.progress import Progress
+
+    from channelsync.ledger import stock
+
     with file.open(encoding="utf-8-sig") as stream:
         total = max(sum(1 for _ in stream) - 1, 0)
     quiet = as_json or not err.is_terminal
@@ -125,6 +129,8 @@ def stock_export(
     if as_json and file is None:
         stock_list(as_json=True)
         return
+    from channelsync.ledger import stock
+
     with opened() as application, application.db.connect() as conn:
         stream = file.open("w", encoding="utf-8", newline="") if file else sys.stdout
         try:
@@ -152,6 +158,9 @@ def stock_barcode(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a barcode to a SKU, remove one (--remove), or list them (no CODE)."""
+    from channelsync.ledger import stock
+    from channelsync.ledger.barcodes import clean
+
     if code is not None and remove is not None:
         fail("give a CODE to add or --remove CODE, not both", EXIT_USAGE)
     with opened() as application:
@@ -182,6 +191,8 @@ def stock_barcode(
 
 
 def _barcode(code: str) -> dict[str, str | None]:
+    from channelsync.ledger.barcodes import BarcodeError, normalise
+
     try:
         return {"code": code, "gtin": normalise(code), "problem": None}
     except BarcodeError as exc:  # stored before check digits were checked

@@ -20,7 +20,6 @@ from channelsync.cli.common import (
     out,
     progress,
 )
-from channelsync.service import reports
 
 
 @app.command()
@@ -77,6 +76,8 @@ def plan(channel: ChannelOpt = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Per channel: last pull and push, cursor age, outbox, last error; open conflicts."""
+    from channelsync.service import reports
+
     with opened() as application, application.db.connect() as conn:
         data = reports.status(conn, application.config, application.now())
     if as_json:
@@ -160,6 +161,8 @@ def _some(names: list[str], shown: int = 5) -> str:
 @app.command()
 def explain(sku: str, as_json: JsonOpt = False) -> None:
     """On hand, reservations by order, safety stock, available, and each channel's target."""
+    from channelsync.service import reports
+
     with opened() as application:
         application.engine  # noqa: B018 - makes the kit table current
         with application.db.connect() as conn:

@@ -23,7 +23,6 @@ from channelsync.cli.common import (
     wait_for_signal,
     web_app,
 )
-from channelsync.config import web_listen_problem
 from channelsync.errors import ConfigError
 
 MIN_PASSWORD = 8
@@ -38,6 +37,7 @@ def web(
     """Serve the dashboard alone (no syncing, no channels called) until Ctrl-C or SIGTERM."""
     if ctx.invoked_subcommand is not None:
         return
+    from channelsync.config import web_listen_problem
     from channelsync.service import httpd
     from channelsync.service.web.dashboard import routes
 
