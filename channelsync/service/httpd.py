@@ -26,6 +26,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from channelsync.config import is_loopback
 from channelsync.errors import ConfigError
 from channelsync.service.web import REQUEST_TIMEOUT, application
 
@@ -116,15 +117,6 @@ def parse_listen(listen: str, setting: str = "listen") -> tuple[str, int]:
     if not port.isdigit() or int(port) > 65535:
         raise ConfigError([f"{setting}: {port!r} is not a port number (0 to 65535)"])
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
