@@ -28,9 +28,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from channelsync.sandbox.faults import DROP, Drop, Faults, page_faults
 from channelsync.sandbox.faults import parse as parse_faults
+from channelsync.sandbox.webhooks import Subscription, WebhookSender
 
 __all__ = ["BadRequest", "Conflict", "Emulator", "NotFound", "Raw", "Request", "Response",
-           "Route", "SandboxError", "route", "sku_quantity"]
+           "Route", "SandboxError", "Subscription", "route", "sku_quantity"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,10 @@ class Emulator:
     routes: ClassVar[tuple[Route, ...]] = ()
     # The operations that change the channel (a lost answer is only a lost answer to those).
     write_operations: ClassVar[frozenset[str]] = frozenset()
+    # A channel that sends order webhooks names the header its signature goes in, and the
+    # delays after which it sends a failed delivery again (none: it gives up at once).
+    webhook_signature_header: ClassVar[str] = ""
+    webhook_retry_delays: ClassVar[tuple[float, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -173,6 +178,10 @@ class Emulator:
         # channelsync at chosen moments from here): (request, status) -> None.
         self.observers: list[Callable[[Request, int], None]] = []
         self._thread: threading.Thread | None = None
+        self.webhooks: WebhookSender | None = None
+        if self.webhook_signature_header:
+            self.webhooks = WebhookSender(signature_header=self.webhook_signature_header,
+                                          retry_delays=self.webhook_retry_delays)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -199,6 +208,8 @@ class Emulator:
         return f"http://{self._host}:{self.port}"
 
     def stop(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.stop()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -349,12 +360,41 @@ class Emulator:
                     return 200, self._set_faults(request.json()), {}
                 if key == ("GET", "/_sandbox/stats"):
                     return 200, self.stats(), {}
+                if key[1] == "/_sandbox/webhooks" and key[0] in ("GET", "POST"):
+                    return self._webhooks_route(request)
                 if key == ("POST", "/_sandbox/reset"):
                     self.reset_all()
                     return 200, {"reset": True}, {}
             raise NotFound(f"no sandbox route {request.method} {request.path}")
         except SandboxError as err:
             return err.status, {"error": err.message, "status": err.status}, {}
+
+    def _webhooks_route(self, request: Request) -> Response:
+        """``POST {"url": ..., "secret": ..., "topics": [...]}`` subscribes (topics omitted:
+        all of them); ``GET`` lists the subscriptions (never their secrets) and counts."""
+        if self.webhooks is None:
+            raise NotFound(f"{self.channel_type} sends no webhooks in the sandbox")
+        if request.method == "POST":
+            body = request.json()
+            body = body if isinstance(body, dict) else {}
+            url, secret, topics = body.get("url"), body.get("secret"), body.get("topics")
+            if not (isinstance(url, str) and url.startswith(("http://", "https://"))
+                    and isinstance(secret, str) and secret
+                    and (topics is None or isinstance(topics, list)
+                         and all(isinstance(t, str) for t in topics))):
+                raise BadRequest('a webhook takes "url": "http://...", "secret": "..." and '
+                                 'optionally "topics": ["..."]')
+            return 201, self.webhooks.subscribe(url, secret, topics).row(), {}
+        return 200, self.webhooks.state(), {}
+
+    def notify(self, topic: str, order_id: str) -> None:
+        """An order changed (``topic`` in the channel's words): queue a delivery to every
+        subscription that wants it. Called by a subclass under the lock, after the change."""
+        if self.webhooks is None:
+            return
+        for sub in self.webhooks.wanted(topic):
+            body, headers = self.webhook_delivery(sub, topic, order_id)
+            self.webhooks.send(sub, topic, body, headers)
 
     def _post_listing(self, body: Any) -> None:
         sku, quantity = sku_quantity(body, minimum=0)
@@ -386,6 +426,8 @@ class Emulator:
         """Empty the channel state, the statistics and the faults."""
         with self.lock:
             self.reset()
+            if self.webhooks is not None:
+                self.webhooks.clear()
             self._faults = Faults()
             self.clock = self._base_clock
             self._requests.clear()
@@ -436,6 +478,12 @@ class Emulator:
         raise NotImplementedError
 
     def ship_order(self, order_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def webhook_delivery(self, sub: Subscription, topic: str, order_id: str
+                         ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers (the signature is added) of one order event, for a channel
+        that sets ``webhook_signature_header``."""
         raise NotImplementedError
 
     def reset(self) -> None:

@@ -53,15 +53,17 @@ from channelsync.sandbox.emulator import (
     Response,
     Route,
     SandboxError,
+    Subscription,
     route,
     sku_quantity,
 )
 from connectors._time import parse_utc
+from connectors.shopify.emulator import webhooks
 from connectors.shopify.emulator.cost import Bucket
 from connectors.shopify.emulator.execute import answer, root_fields
 from connectors.shopify.emulator.inventory import Inventory
 from connectors.shopify.emulator.orders import OrderBook
-from connectors.shopify.emulator.resolvers import Context
+from connectors.shopify.emulator.resolvers import SHOP_DOMAIN, Context
 from connectors.shopify.emulator.state import Store
 
 __all__ = ["ShopifyEmulator"]
@@ -93,6 +95,8 @@ class ShopifyEmulator(Emulator):
     channel_type = "shopify"
     write_operations: ClassVar[frozenset[str]] = frozenset({"graphql:inventorySetQuantities",
                                                             "graphql:fulfillmentCreate"})
+    webhook_signature_header = "X-Shopify-Hmac-Sha256"
+    webhook_retry_delays = (1.0, 2.0, 4.0)  # Shopify: 8 tries over 4 hours
 
     def __init__(self, *, access_token: str | None = None, api_version: str = "2026-10",
                  seed: int | None = None, clock: Callable[[], datetime] | None = None,
@@ -194,8 +198,11 @@ class ShopifyEmulator(Emulator):
     def place_order(self, lines: list[tuple[str, int]], *, test: bool = False,
                     financial_status: str = "PAID", processed_at: datetime | None = None) -> str:
         with self.lock:
-            return str(self.book.place(lines, self._now(), test=test,
-                                       financial=financial_status, processed=processed_at).id)
+            order_id = str(self.book.place(lines, self._now(), test=test,
+                                           financial=financial_status,
+                                           processed=processed_at).id)
+            self.notify("orders/create", order_id)
+            return order_id
 
     def set_location(self, name: str, **flags: bool) -> dict[str, Any]:
         """Add a location or change its flags (`active`, `fulfills_online_orders`,
@@ -209,7 +216,9 @@ class ShopifyEmulator(Emulator):
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:
         with self.lock:
-            return self.book.cancel(self.book.get(order_id), self._now())
+            done = self.book.cancel(self.book.get(order_id), self._now())
+            self._changed("orders/cancelled", order_id)
+            return done
 
     def order_rows(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -218,17 +227,34 @@ class ShopifyEmulator(Emulator):
     def ship_order(self, order_id: str, lines: dict[str, int] | None = None) -> dict[str, Any]:
         """Fulfil those units per SKU, or everything unfulfilled."""
         with self.lock:
-            return self.book.ship(self.book.get(order_id), lines, self._now())
+            order = self.book.get(order_id)
+            done = self.book.ship(order, lines, self._now())
+            self._changed("orders/fulfilled" if order.fulfillment_status == "FULFILLED"
+                          else "orders/partially_fulfilled", order_id)
+            return done
 
     def refund_order(self, order_id: str, lines: list[tuple[str, int, str]]) -> dict[str, Any]:
         """Refund (sku, quantity, restock type: CANCEL, RETURN or NO_RESTOCK) lines."""
         with self.lock:
-            return self.book.refund(self.book.get(order_id), lines, self._now())
+            done = self.book.refund(self.book.get(order_id), lines, self._now())
+            self._changed("refunds/create", order_id)
+            return done
 
     def edit_order(self, order_id: str, sku: str, quantity: int) -> dict[str, Any]:
         """Set a line's current quantity (only downward, not below its fulfilled units)."""
         with self.lock:
-            return self.book.edit(self.book.get(order_id), sku, quantity, self._now())
+            done = self.book.edit(self.book.get(order_id), sku, quantity, self._now())
+            self._changed("orders/edited", order_id)
+            return done
+
+    def _changed(self, topic: str, order_id: str) -> None:
+        self.notify(topic, order_id)
+        self.notify("orders/updated", order_id)
+
+    def webhook_delivery(self, sub: Subscription, topic: str, order_id: str
+                         ) -> tuple[bytes, dict[str, str]]:
+        return webhooks.delivery(SHOP_DOMAIN, self.api_version, sub, topic,
+                                 self.book.get(order_id))
 
     def control_route(self, request: Request) -> Response | None:
         path = request.path.rstrip("/")

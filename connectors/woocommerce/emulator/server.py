@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -53,6 +54,7 @@ from channelsync.sandbox.emulator import (
     Request,
     Response,
     SandboxError,
+    Subscription,
     route,
     sku_quantity,
 )
@@ -150,6 +152,7 @@ class WooCommerceEmulator(Emulator):
     write_operations: ClassVar[frozenset[str]] = frozenset({
         "update_product", "batch_products", "update_variation", "batch_variations",
         "update_order", "create_order_note"})
+    webhook_signature_header = "X-WC-Webhook-Signature"  # WooCommerce never retries
 
     def __init__(self, *, consumer_key: str | None = None, consumer_secret: str | None = None,
                  seed: int | None = None, clock: Callable[[], datetime] | None = None,
@@ -310,11 +313,13 @@ class WooCommerceEmulator(Emulator):
         self._orders[order.id] = order
         self._set_status(order, status)  # processing: the payment went through
         order.previous = None  # placing it is one change: no page shows it pending
+        self.notify("order.created", str(order.id))
         return str(order.id)
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:
         order = self._sandbox_order(order_id)
         self._set_status(order, "cancelled")
+        self.notify("order.updated", order_id)
         return {"status": order.status}
 
     def ship_order(self, order_id: str) -> dict[str, Any]:
@@ -322,10 +327,24 @@ class WooCommerceEmulator(Emulator):
         if order.status in ("cancelled", "refunded", "failed"):
             raise Conflict(f"order {order_id} is {order.status}; it cannot ship")
         self._set_status(order, "completed")
+        self.notify("order.updated", order_id)
         return {"status": order.status}
 
     def order_rows(self) -> list[dict[str, Any]]:
         return [order.row() for order in self._orders.values()]
+
+    def webhook_delivery(self, sub: Subscription, topic: str, order_id: str
+                         ) -> tuple[bytes, dict[str, str]]:
+        """As ``WC_Webhook::deliver`` sends it: the order as the REST API shows it."""
+        resource, event = topic.split(".", 1)
+        second = int(time.time())  # wp_hash(webhook id . time()): shared within a second
+        return json.dumps(self._order_json(self._orders[int(order_id)])).encode(), {
+            "User-Agent": "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)",
+            "X-WC-Webhook-Source": f"{self.url}/", "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-Resource": resource, "X-WC-Webhook-Event": event,
+            "X-WC-Webhook-ID": str(sub.id),
+            "X-WC-Webhook-Delivery-ID": hashlib.md5(f"{sub.id}{second}".encode(),
+                                                   usedforsecurity=False).hexdigest()}
 
     def _sandbox_order(self, order_id: str) -> Order:
         try:
@@ -639,6 +658,7 @@ class WooCommerceEmulator(Emulator):
             if body["status"] not in STATUSES:
                 raise invalid_param("status", f"status is not one of {', '.join(STATUSES)}.")
             self._set_status(order, body["status"])
+        self.notify("order.updated", str(order.id))  # WooCommerce fires it on every save
         return 200, self._order_json(order), {}
 
     @route("GET", rf"{ORDER}/notes", "list_order_notes")
