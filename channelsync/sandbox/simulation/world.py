@@ -67,16 +67,19 @@ class World:
     skew: float = 45.0
     emulators: dict[str, Any] = field(default_factory=dict)
     plans: dict[str, FaultPlan] = field(default_factory=dict)
+    channels: dict[str, tuple[str, list[str]]] = field(default_factory=lambda: CHANNELS)
+    kits: dict[str, dict[str, int]] = field(default_factory=lambda: KITS)
+    opening: int = 0  # what every listing shows at the start
 
     def start(self) -> None:
-        for index, (name, (kind, _skus)) in enumerate(CHANNELS.items()):
+        for index, (name, (kind, _skus)) in enumerate(self.channels.items()):
             emulator = _emulator(kind, self.seed * 31 + index)
             emulator.start("127.0.0.1", 0)
             self.emulators[name] = emulator
         self.plans = fault_plans(self.seed, self.faults, self.skew)
-        for name, skus in ((n, s) for n, (_t, s) in CHANNELS.items()):
+        for name, skus in ((n, s) for n, (_t, s) in self.channels.items()):
             for sku in skus:
-                self.post(name, "/_sandbox/listings", {"sku": sku, "quantity": 0})
+                self.post(name, "/_sandbox/listings", {"sku": sku, "quantity": self.opening})
 
     def stop(self) -> None:
         for emulator in self.emulators.values():
@@ -112,22 +115,29 @@ class World:
         return {name: self.get(name, "/_sandbox/stats") for name in self.emulators}
 
     def config(self, database_url: str, alert_url: str, *, pull_interval: float = 1.0,
-               reconcile_interval: float = 6.0) -> str:
-        """The channels.toml a channelsync process runs this world with."""
+               reconcile_interval: float = 6.0, webhook_listen: str = "",
+               webhook_secret: str = "") -> str:
+        """The channels.toml a channelsync process runs this world with; with
+        ``webhook_listen``, the channels whose emulators send webhooks sign them with
+        ``webhook_secret``."""
         kits = "".join(f'[[kit]]\nsku = "{kit}"\ncomponents = {{ '
                        + ", ".join(f'"{c}" = {q}' for c, q in parts.items()) + " }\n"
-                       for kit, parts in KITS.items())
+                       for kit, parts in self.kits.items())
+        hooks = f'webhook_listen = "{webhook_listen}"\n' if webhook_listen else ""
         return (f'[database]\nurl = "{database_url}"\n[daemon]\npull_interval = {pull_interval}\n'
                 f"reconcile_interval = {reconcile_interval}\nretry_max_wait = 1\n"
-                f"retry_attempts = 3\nlookback_days = 1\nshutdown_timeout = 20\n"
+                f"retry_attempts = 3\nlookback_days = 1\nshutdown_timeout = 20\n{hooks}"
                 f'[alerts]\nurls = ["{alert_url}"]\ncheck_interval = 0.5\n'
-                + "".join(self._channel(name, kind) for name, (kind, _s) in CHANNELS.items())
+                + "".join(self._channel(name, kind, webhook_secret if webhook_listen else "")
+                          for name, (kind, _s) in self.channels.items())
                 + kits)
 
-    def _channel(self, name: str, kind: str) -> str:
+    def _channel(self, name: str, kind: str, webhook_secret: str = "") -> str:
         url, secret = self.emulators[name].url, SECRETS[kind]
         head = f'[[channel]]\nname = "{name}"\ntype = "{kind}"\nendpoint = "{url}"\n' \
                f"timeout = {TIMEOUT}\n"
+        if webhook_secret and self.emulators[name].webhooks is not None:
+            head += f'webhook_secret = "{webhook_secret}"\n'
         return head + {
             "woocommerce": f'consumer_key = "ck_sim"\nconsumer_secret = "{secret}"\n',
             "amazon": ('marketplace = "US"\nseller_id = "A2SIMSELLER"\n'
