@@ -116,6 +116,65 @@ class WebConfig(_Model):
         return next((u for u in self.users if u.name == name), None)
 
 
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90m", "36h", "14d", "2w", "30s"."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 30m, 36h, 14d or 2w")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class TierConfig(_Model):
+    """Reached by a buyer whose orders in the window reach ``min_spend`` in one of its
+    currencies or ``min_orders`` (either, where both are given)."""
+
+    name: str = Field(pattern=_NAME, max_length=100)
+    min_spend: dict[str, float] = {}  # per currency: {EUR = 500, USD = 550}
+    min_orders: int | None = Field(default=None, ge=1)
+    tag: str = Field(default="", max_length=100)  # shown beside the buyer's orders
+
+    @field_validator("min_spend")
+    @classmethod
+    def _currencies(cls, value: dict[str, float]) -> dict[str, float]:
+        for currency, amount in value.items():
+            if not re.fullmatch(r"[A-Z]{3}", currency):
+                raise ValueError(f"{currency!r} is not a currency code such as EUR")
+            if amount <= 0:
+                raise ValueError(f"the amount for {currency} must be above 0")
+        return {c.upper(): a for c, a in value.items()}
+
+
+class LoyaltyConfig(_Model):
+    # Buyers are recognised by an HMAC of their normalised email (or channel buyer id)
+    # with this salt: a secret (${ENV} or a systemd credential). Empty: nobody is recognised.
+    salt: SecretStr = SecretStr("")
+    window_days: int = Field(default=365, ge=1, le=3650)
+    tiers: list[TierConfig] = []  # lowest first
+
+
+class FollowupConfig(_Model):
+    """A message due ``after`` an order was delivered (or shipped), sent once per order."""
+
+    name: str = Field(pattern=_NAME, max_length=100)
+    after: str  # a duration: "14d"
+    since: Literal["delivered", "shipped"] = "delivered"
+    channel: str | None = None  # None: every channel that allows contacting buyers
+    min_total: float | None = Field(default=None, ge=0)
+    only_first_order: bool = False
+    subject: str = "Your order {{ order_id }}"  # Jinja2, sandboxed
+    template: str = Field(min_length=1)  # Jinja2, sandboxed: the order's fields
+    urls: list[SecretStr] = []  # apprise URLs (mailto://, a webhook, Slack, ...)
+    outbox: str = ""  # a JSON-lines file for the seller's own mailer
+
+    @property
+    def after_seconds(self) -> float:
+        return parse_duration(self.after)
+
+
 def listen_host(listen: str) -> str | None:
     """The host of ``host:port`` or ``[v6]:port``; None when it is not written that way."""
     value = listen.strip()
@@ -181,6 +240,11 @@ class ChannelConfig(_Model):
     lookback_days: int | None = Field(default=None, ge=0, le=365)
     webhook_secret: SecretStr | None = None  # signs the channel's order webhooks
     ship_within: float | None = Field(default=None, gt=0)  # [alerts] ship_within, here
+    # Days after shipping an order counts as delivered where the channel does not say.
+    assume_delivered_after: float | None = Field(default=None, gt=0, le=365)
+    # Follow-ups to this channel's buyers: None follows the channel's policy (Amazon
+    # forbids contacting buyers outside its own messaging); true sends them anyway.
+    followups: bool | None = None
     rules: RuleFields = RuleFields()
     sku_map: dict[str, str] = {}
     settings: Any = None  # the connector's own validated settings model
@@ -199,6 +263,8 @@ class Config:
     kits: tuple[KitConfig, ...]
     sku_rules: tuple[SkuRule, ...]
     web: WebConfig = field(default_factory=WebConfig)
+    loyalty: LoyaltyConfig = field(default_factory=LoyaltyConfig)
+    followups: tuple[FollowupConfig, ...] = ()
     source: str = ""
     warnings: tuple[str, ...] = ()  # e.g. environment variables not set, when not required
 
@@ -324,7 +390,8 @@ def _message(err: Mapping[str, Any]) -> str:
     return str(err["msg"])
 
 
-_TOP_KEYS = {"database", "daemon", "alerts", "rules", "web", "channel", "kit", "rule"}
+_TOP_KEYS = {"database", "daemon", "alerts", "rules", "web", "channel", "kit", "rule",
+             "loyalty", "followup"}
 
 
 def _build(
@@ -355,10 +422,84 @@ def _build(
         _table_list(raw, "rule", problems))]
     names = [b["name"] for b in blocks if isinstance(b, dict) and isinstance(b.get("name"), str)]
     _cross_check(names, [k for k in kits if k], [r for r in sku_rules if r], problems)
+    loyalty = _validate(LoyaltyConfig, raw.get("loyalty"), "loyalty", problems)
+    followups = [_validate(FollowupConfig, f, _item("followup", i, f), problems)
+                 for i, f in enumerate(_table_list(raw, "followup", problems))]
+    if loyalty is not None:
+        problems += _loyalty_problems(loyalty)
+    _followup_checks(followups, channels, loyalty, problems, warnings)
     if problems:
         return None
     return Config(database, daemon, alerts, rules, tuple(channels), tuple(kits), tuple(sku_rules),
-                  web)
+                  web, loyalty, tuple(f for f in followups if f))
+
+
+def _loyalty_problems(loyalty: LoyaltyConfig) -> list[str]:
+    names = [t.name for t in loyalty.tiers]
+    problems = [f"loyalty.tiers: the name {n!r} is used more than once"
+                for n in sorted({n for n in names if names.count(n) > 1})]
+    for i, tier in enumerate(loyalty.tiers):
+        if not tier.min_spend and tier.min_orders is None:
+            problems.append(f"loyalty.tiers[{i}] ({tier.name}): give min_spend or min_orders")
+    if loyalty.tiers and not loyalty.salt.get_secret_value():
+        problems.append("loyalty.salt: required for tiers: buyers are recognised by a salted "
+                        "hash (make one with: openssl rand -hex 32; keep it in ${ENV} or a "
+                        "systemd credential)")
+    return problems
+
+
+def _followup_checks(
+    followups: list[FollowupConfig | None], channels: list[ChannelConfig],
+    loyalty: LoyaltyConfig | None, problems: list[str], warnings: list[str],
+) -> None:
+    from channelsync.registry import load_connector
+
+    by_name = {c.name: c for c in channels}
+    names = [f.name for f in followups if f]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"followup: the name {name!r} is used more than once")
+    for i, rule in enumerate(followups):
+        if rule is None:
+            continue
+        where = f"followup[{i}] ({rule.name})"
+        try:
+            rule.after_seconds  # noqa: B018 - parses it
+        except ValueError as exc:
+            problems.append(f"{where}.after: {exc}")
+        if rule.channel is not None and rule.channel not in by_name:
+            problems.append(f"{where}.channel: no channel named {rule.channel!r}")
+        if not rule.urls and not rule.outbox:
+            problems.append(f"{where}: give urls (apprise) or outbox (a file), or both")
+        if rule.only_first_order and (loyalty is None or not loyalty.salt.get_secret_value()):
+            problems.append(f"{where}.only_first_order: needs [loyalty] salt, which "
+                            "recognises a buyer's earlier orders")
+        for key in ("subject", "template"):
+            problem = template_problem(getattr(rule, key))
+            if problem:
+                problems.append(f"{where}.{key}: {problem}")
+        targets = [by_name[rule.channel]] if rule.channel in by_name else channels
+        for channel in targets:
+            if load_connector(channel.type).capabilities.buyer_contact:
+                continue
+            policy = (f"{where}: {channel.type} (channel {channel.name!r}) forbids contacting "
+                      "buyers outside its own messaging")
+            if channel.followups is True:
+                warnings.append(f"{policy}; followups = true on the channel sends them anyway")
+            elif channel.followups is None:
+                warnings.append(f"{policy}: none is sent for its orders (followups = true on "
+                                "the channel would send them anyway)")
+
+
+def template_problem(text: str) -> str | None:
+    """Why a follow-up template does not compile (sandboxed Jinja2), or None."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    try:
+        SandboxedEnvironment().from_string(text)
+    except TemplateSyntaxError as exc:
+        return f"not a valid template: {exc.message} (line {exc.lineno})"
+    return None
 
 
 def _table_list(raw: dict[str, Any], key: str, problems: list[str]) -> list[Any]:

@@ -51,6 +51,11 @@ class OrderSnapshot:
     Optional: a connector that gives none still syncs stock, and the book knows those
     orders from their lines. ``buyer`` is a display name only, never an address, an
     email or a phone number. ``total`` is the channel's decimal string, in ``currency``.
+
+    ``buyer_email`` and ``buyer_id`` (the channel's own id of the buyer) only recognise the
+    same buyer again: the book keeps a salted hash of them, never the values, and they are
+    left out of ``repr``. ``shipped_at`` and ``delivered_at`` are the channel's times for
+    those, where its order data carry them.
     """
 
     order_id: str
@@ -62,6 +67,10 @@ class OrderSnapshot:
     buyer: str = ""
     total: str = ""
     currency: str = ""
+    buyer_email: str = field(default="", repr=False)
+    buyer_id: str = field(default="", repr=False)
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in CHANNEL_STAGES:
@@ -159,6 +168,9 @@ class Capabilities:
     order_lag: timedelta = field(default=timedelta(0))
     daily_revisions: int | None = None  # quantity changes allowed per listing per day (eBay 250)
     revision_day_timezone: str = "UTC"  # where the channel's day starts
+    # May the seller write to the channel's buyers outside the channel (a follow-up by
+    # email)? Amazon's policy forbids it: its buyer-seller messaging only.
+    buyer_contact: bool = True
 
 
 @runtime_checkable

@@ -45,6 +45,12 @@ class FakeOrder:
     changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     placed_at: datetime | None = None
     buyer: str = "A. Buyer"
+    email: str = ""
+    buyer_id: str = ""
+    total: str = ""  # "": 10.00 a unit
+    currency: str = "EUR"
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
 
 
 @dataclass
@@ -76,7 +82,8 @@ class FakeChannel:
     def now(self) -> datetime:
         return self.clock() if self.clock else datetime.now(UTC)
 
-    def sell(self, *lines: tuple[str, int]) -> str:
+    def sell(self, *lines: tuple[str, int], **order: Any) -> str:
+        """``order``: more FakeOrder fields (email, buyer_id, buyer, total, currency)."""
         for sku, qty in lines:
             if self.quantities.get(sku, 0) < qty:
                 raise ValueError(f"{self.name}: only {self.quantities.get(sku, 0)} of {sku}")
@@ -84,7 +91,7 @@ class FakeChannel:
             self.quantities[sku] -= qty
         order_id = f"{self.name}-{next(self._ids)}"
         self.orders[order_id] = FakeOrder(order_id, list(lines), changed_at=self.now(),
-                                          placed_at=self.now())
+                                          placed_at=self.now(), **order)
         return order_id
 
     def set_status(self, order_id: str, status: str) -> None:
@@ -132,13 +139,18 @@ class FakeConnector:
     def _header(order: FakeOrder) -> OrderSnapshot:
         stage = {"pending": "received", "processing": "paid", "completed": "shipped",
                  "cancelled": "cancelled", "refunded": "returned"}.get(order.status, "received")
+        if order.delivered_at is not None:
+            stage = "delivered"
+        total = order.total or f"{sum(q for _, q in order.lines) * 10}.00"
         return OrderSnapshot(order.order_id, order.status, stage, order.changed_at,
-                             placed_at=order.placed_at, buyer=order.buyer,
-                             total=f"{sum(q for _, q in order.lines) * 10}.00", currency="EUR")
+                             placed_at=order.placed_at, buyer=order.buyer, total=total,
+                             currency=order.currency, buyer_email=order.email,
+                             buyer_id=order.buyer_id, shipped_at=order.shipped_at,
+                             delivered_at=order.delivered_at)
 
     @staticmethod
     def _snapshot(order: FakeOrder, i: int, sku: str, qty: int) -> OrderLineSnapshot:
-        shipped = qty if order.status == "completed" else 0
+        shipped = qty if order.status == "completed" or order.delivered_at else 0
         cancelled = qty if order.status == "cancelled" else 0
         return OrderLineSnapshot(order.order_id, str(i), sku, qty, order.status,
                                  order.changed_at, shipped=shipped, cancelled=cancelled)

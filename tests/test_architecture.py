@@ -1,6 +1,7 @@
 """The tree is the architecture: imports go one way, and nothing imports in a circle.
 
-interfaces (cli, sandbox) -> service -> sync -> orders -> ledger -> db. ``channelsync.errors``,
+interfaces (cli, sandbox) -> service -> sync -> customers -> followups -> orders -> ledger
+-> db. ``channelsync.errors``,
 ``channelsync.connector`` (the plugin contract), ``channelsync.config`` and the registry are
 shared by every layer. Connectors see only those, plus ``channelsync.sync.ratelimit`` (the
 client-side rate limits a connector may keep); their emulators see the sandbox's base.
@@ -17,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"channelsync.db": 0, "channelsync.ledger": 1, "channelsync.orders": 1.5,
+          "channelsync.followups": 1.6, "channelsync.customers": 1.7,
           "channelsync.sync": 2,
           "channelsync.service": 3, "channelsync.cli": 4, "channelsync.sandbox": 4,
           "channelsync.__main__": 4}

@@ -49,9 +49,12 @@ def orders(
     since: Annotated[str | None, typer.Option(
         help="Placed since: a duration (2d, 12h) or a date (2026-12-01).")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    vip: Annotated[bool, typer.Option(
+        "--vip", help="Only orders of buyers who reached a loyalty tier.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The order book: every channel's orders, newest first."""
+    from channelsync.customers import queries as customers
     from channelsync.orders import book, queries
 
     with opened() as application:
@@ -65,16 +68,20 @@ def orders(
             fail(f"no channel named {channel!r} in the config")
         with application.db.connect() as conn:
             found = queries.list_orders(conn, channel=channel, stages=stages, since=after,
-                                        limit=limit)
+                                        limit=limit,
+                                        buyer_keys=customers.vip_keys(conn) if vip else None)
+            tiers = customers.tiers_of(conn, [o.buyer_key for o in found])
     if as_json:
-        emit({"orders": [o.as_json() for o in found]})
+        emit({"orders": [{**o.as_json(), "buyer_tier": tiers.get(o.buyer_key) or None}
+                         for o in found]})
         return
     if not found:
-        out.print("no orders" + (" matching that" if channel or stages or since else ""))
+        out.print("no orders" + (" matching that" if channel or stages or since or vip
+                                 else ""))
         return
     rows = [(o.channel, o.order_id, fmt.ago(o.placed_at or o.updated_at, now),
-             book.stage_label(o.stage), _units(o), o.buyer or "-", _money(o))
-            for o in found]
+             book.stage_label(o.stage), _units(o), _buyer(o, tiers.get(o.buyer_key, "")),
+             _money(o)) for o in found]
     out.print(fmt.grid(("channel", "order", "placed", "stage", "units", "buyer", "total"), rows,
                        numeric=("units", "total"), fold=("order", "buyer")))
     if len(found) == limit:
@@ -104,6 +111,11 @@ def order(
     facts = [f"placed {fmt.stamp(found.placed_at)}" if found.placed_at else "",
              f"paid {fmt.stamp(found.paid_at)}" if found.paid_at else "",
              f"buyer {found.buyer}" if found.buyer else "",
+             f"its buyer reached the {found.tier} tier with it" if found.tier else "",
+             f"shipped {fmt.stamp(found.shipped_at)}" if found.shipped_at else "",
+             (f"delivered {fmt.stamp(found.delivered_at)}"
+              + (" (assumed)" if found.delivered_source == "assumed" else ""))
+             if found.delivered_at else "",
              f"total {_money(found)}" if found.total else ""]
     if any(facts):
         fmt.notes(out, [", ".join(f for f in facts if f)])
@@ -143,6 +155,12 @@ def _units(order: queries.Order) -> str:
     """Shipped of ordered (cancelled ones left out): ``1/2``."""
     wanted = order.ordered - order.cancelled
     return f"{order.shipped}/{wanted}" if order.shipped else str(wanted)
+
+
+def _buyer(order: queries.Order, tier: str) -> str:
+    """The display name, with the tier the buyer reached ("new": with this order)."""
+    mark = f" ({tier}{', new' if order.tier else ''})" if tier else ""
+    return (order.buyer or "-") + mark
 
 
 def _money(order: queries.Order) -> str:

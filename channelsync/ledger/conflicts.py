@@ -3,7 +3,8 @@
 Kinds: ``oversell`` (reservations exceed stock on hand), ``unknown_sku`` (an order
 for a SKU the ledger does not know), ``push_failed`` (a push that keeps failing or
 was refused), ``drift`` (a channel shows something we did not push), ``bad_record``
-(a channel record that could not be understood; its raw form is kept).
+(a channel record that could not be understood; its raw form is kept), ``loyalty_tier``
+(not a fault: a buyer reached a loyalty tier with an order, the seller's moment to act).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection
 from channelsync.ledger.schema import conflict_t
 
 KINDS = ("oversell", "unknown_sku", "push_failed", "drift", "bad_record", "revision_budget",
-         "listing_problem")  # and the alerts' channel_down and low_stock
+         "listing_problem", "loyalty_tier")  # and the alerts' channel_down and low_stock
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ STAGES = ("received", "paid", "picked", "packed", "partly_shipped", "shipped", "
           "cancelled", "returned")
 LOCAL_STAGES = ("picked", "packed")
 OPEN_STAGES = ("received", "paid", "picked", "packed", "partly_shipped")
+SHIPPED_STAGES = ("partly_shipped", "shipped", "delivered")
 
 
 def stage_label(stage: str) -> str:
@@ -53,8 +54,14 @@ class Units:
     cancelled: int = 0
 
 
-def stage_of(channel_stage: str, local_stage: str, units: Units) -> str:
-    """The stage a seller sees (see the module's docstring)."""
+def stage_of(channel_stage: str, local_stage: str, units: Units, delivered: bool = False) -> str:
+    """The stage a seller sees (see the module's docstring). ``delivered``: the order has a
+    delivery time (the channel's, or assumed some days after shipping)."""
+    stage = _stage(channel_stage, local_stage, units)
+    return "delivered" if delivered and stage == "shipped" else stage
+
+
+def _stage(channel_stage: str, local_stage: str, units: Units) -> str:
     open_units = units.ordered - units.cancelled
     if channel_stage == "returned" and (units.shipped > 0 or units.ordered == 0):
         return "returned"  # refunded before anything shipped is cancelled, below
@@ -109,9 +116,14 @@ def record(
                           cancelled=count.cancelled)
             channel_stage = values.get("channel_stage", row["channel_stage"] if row else "")
             local = row["local_stage"] if row else ""
-            stage = stage_of(channel_stage, local, count)
+            _delivery(values, row)
+            delivered = (values.get("delivered_at") or (row and row["delivered_at"])) is not None
+            stage = stage_of(channel_stage, local, count, delivered)
             values["stage"] = stage
             before = row["stage"] if row else ""
+            if stage in SHIPPED_STAGES and not values.get("shipped_at") and not (
+                    row and row["shipped_at"]):
+                values["shipped_at"] = now  # the channel gave no time: when the book saw it
             if row is None:
                 inserts.append({"channel": channel, "order_id": order_id, "local_stage": "",
                                 "first_seen_at": now, "updated_at": now, **_blank(),
@@ -144,7 +156,8 @@ def set_local_stage(
     if row is None:
         raise LookupError(f"no order {order_id!r} on {channel!r} in the book")
     new = stage_of(row["channel_stage"], stage, Units(row["ordered"], row["shipped"],
-                                                      row["cancelled"]))
+                                                      row["cancelled"]),
+                   row["delivered_at"] is not None)
     conn.execute(order_t.update().where(order_t.c.id == row["id"]).values(
         local_stage=stage, stage=new, updated_at=now))
     if new != row["stage"]:
@@ -152,6 +165,38 @@ def set_local_stage(
                                              previous=row["stage"], at=now, source=source,
                                              detail=detail))
     return new
+
+
+def _delivery(values: dict[str, Any], row: dict[str, Any] | None) -> None:
+    """The channel's shipped and delivered times: only given ones are written (a page that
+    has none does not erase them), and a delivered time is the channel's own from then on."""
+    for key in ("shipped_at", "delivered_at"):
+        if values.get(key) is None:
+            values.pop(key, None)
+    if "delivered_at" in values:
+        values["delivered_source"] = "channel"
+    if row is not None and row["shipped_at"] is not None:
+        values.pop("shipped_at", None)  # the first time it shipped stays
+
+
+def assume_delivered(
+    conn: Connection, channel: str, days: float, *, now: datetime, source: str = "assumed",
+) -> int:
+    """Orders of a channel shipped ``days`` ago with no delivery time from the channel count
+    as delivered then (``assume_delivered_after``). Returns how many."""
+    cutoff = now - timedelta(days=days)
+    rows = conn.execute(sa.select(order_t.c.id, order_t.c.order_id, order_t.c.shipped_at)
+                        .where(order_t.c.channel == channel, order_t.c.stage == "shipped",
+                               order_t.c.delivered_at.is_(None),
+                               order_t.c.shipped_at <= cutoff)).all()
+    for row_id, order_id, shipped_at in rows:
+        conn.execute(order_t.update().where(order_t.c.id == row_id).values(
+            delivered_at=shipped_at + timedelta(days=days), delivered_source="assumed",
+            stage="delivered", updated_at=now))
+        conn.execute(event_t.insert().values(
+            channel=channel, order_id=order_id, stage="delivered", previous="shipped", at=now,
+            source=source, detail=f"assumed {days:g} days after shipping"))
+    return len(rows)
 
 
 # How far an order has come by the channel's word: within one second of its clock, the
@@ -176,7 +221,8 @@ def _header_values(header: OrderSnapshot, offset: timedelta) -> dict[str, Any]:
     return {"status": header.status[:200], "channel_stage": header.stage,
             "placed_at": ours(header.placed_at), "paid_at": ours(header.paid_at),
             "changed_at": ours(header.changed_at), "buyer": header.buyer[:200],
-            "total": header.total[:40], "currency": header.currency[:8]}
+            "total": header.total[:40], "currency": header.currency[:8],
+            "shipped_at": ours(header.shipped_at), "delivered_at": ours(header.delivered_at)}
 
 
 def _blank() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,11 @@ class Order:
     ordered: int
     shipped: int
     cancelled: int
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    delivered_source: str = ""  # channel | assumed
+    buyer_key: str = ""  # the buyer's salted hash (channelsync.customers); "" unknown
+    tier: str = ""  # the loyalty tier its buyer reached with this order
     lines: list[OrderLine] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     movements: list[dict[str, Any]] = field(default_factory=list)
@@ -55,6 +61,9 @@ class Order:
             "buyer": self.buyer, "total": self.total, "currency": self.currency,
             "units": {"ordered": self.ordered, "shipped": self.shipped,
                       "cancelled": self.cancelled},
+            "shipped_at": iso(self.shipped_at), "delivered_at": iso(self.delivered_at),
+            "delivered": self.delivered_source or None,
+            "buyer_id": self.buyer_key[:16] or None, "tier_reached": self.tier or None,
             "lines": [vars(line) for line in self.lines],
         }
         if self.events or self.movements:
@@ -71,8 +80,10 @@ def list_orders(
     stages: tuple[str, ...] = (),
     since: datetime | None = None,
     limit: int = 200,
+    buyer_keys: Collection[str] | None = None,
 ) -> list[Order]:
-    """Newest first (by when the order was placed, else first seen), with their lines."""
+    """Newest first (by when the order was placed, else first seen), with their lines.
+    ``buyer_keys``: only those buyers' orders."""
     newest = sa.func.coalesce(order_t.c.placed_at, order_t.c.updated_at)
     query = sa.select(order_t).order_by(newest.desc(), order_t.c.id.desc()).limit(limit)
     if channel:
@@ -81,6 +92,8 @@ def list_orders(
         query = query.where(order_t.c.stage.in_(stages))
     if since is not None:
         query = query.where(newest >= since)
+    if buyer_keys is not None:
+        query = query.where(order_t.c.buyer_key.in_(list(buyer_keys)))
     orders = [_order(dict(r)) for r in conn.execute(query).mappings()]
     _attach_lines(conn, orders)
     return orders
@@ -169,7 +182,8 @@ def _order(row: dict[str, Any]) -> Order:
     return Order(row["channel"], row["order_id"], row["stage"], row["status"],
                  row["placed_at"], row["paid_at"], row["updated_at"], row["buyer"],
                  row["total"], row["currency"], row["ordered"], row["shipped"],
-                 row["cancelled"])
+                 row["cancelled"], row["shipped_at"], row["delivered_at"],
+                 row["delivered_source"], row["buyer_key"], row["tier"])
 
 
 def _attach_lines(conn: Connection, orders: list[Order]) -> None:

@@ -43,6 +43,11 @@ class SalesOrder(SQLModel, table=True):
     ordered: int = 0  # units over the order's lines
     shipped: int = 0
     cancelled: int = 0
+    shipped_at: datetime | None = _ts()  # the channel's time, else when the book saw it
+    delivered_at: datetime | None = _ts()  # the channel's, else assumed (assume_delivered_after)
+    delivered_source: str = ""  # "channel" or "assumed"
+    buyer_key: str = Field(default="", max_length=64, index=True)  # customers.identity
+    tier: str = ""  # the loyalty tier its buyer reached with this order
 
 
 class OrderEvent(SQLModel, table=True):

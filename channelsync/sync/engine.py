@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from channelsync.config import ChannelConfig, Config
 from channelsync.connector import ChannelListing, Connector, ListingProblem, OrderPage
+from channelsync.customers import loyalty
 from channelsync.db.core import channel_lock
 from channelsync.errors import (
     ChannelError,
@@ -334,6 +335,9 @@ class SyncEngine:
             conn.execute(state_t.update().where(state_t.c.name == channel.name).values(
                 pull_started_at=resume.started, pulled_at=self.clock(), last_error=""))
             deferrals.clear(conn, channel.name, "orders", self.clock())
+            if channel.assume_delivered_after:
+                book.assume_delivered(conn, channel.name, channel.assume_delivered_after,
+                                      now=self.clock())
         log.info("%s: pulled %d lines (%d applied, %d pending, %d bad)", channel.name,
                  report.pulled, report.apply.applied, report.apply.pending, report.bad_records)
         self.events.emit("pull_done", channel=channel.name, lines=report.pulled - before[0],
@@ -381,6 +385,9 @@ class SyncEngine:
                 book.record(conn, channel.name, result.orders,
                             {line.order_id for line in result.lines}, now=self.clock(),
                             clock_offset=offset)
+                tiers = loyalty.recognise(conn, channel.name, result.orders,
+                                          self.config.loyalty, self.clock())
+                applied.conflicts += open_conflicts(conn, tiers, self.clock())
                 deferrals.save_resume_point(conn, channel.name, resume)
             report.pulled += len(result.lines)
             self.on_event(f"{channel.name}: pulled {report.pulled} order lines")

@@ -139,6 +139,9 @@ class AmazonConnector:
         webhooks=False,
         overlap=OVERLAP,
         order_lag=timedelta(seconds=DEFAULT_ORDER_LAG),
+        # Amazon's Communication Guidelines: buyers are contacted through Buyer-Seller
+        # Messaging only, and never for marketing or a review.
+        buyer_contact=False,
     )
     emulator: ClassVar[str] = "connectors.amazon.emulator:AmazonEmulator"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-import channelsync.orders.schema  # noqa: F401  (its tables are in the metadata too)
+import channelsync.customers.schema  # noqa: F401  (their tables are in the metadata too)
+import channelsync.followups.schema  # noqa: F401
+import channelsync.orders.schema  # noqa: F401
 from channelsync.ledger.schema import metadata
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,1 @@
+"""Buyers recognised across channels, and their loyalty tiers."""

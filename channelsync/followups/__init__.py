@@ -1,0 +1,1 @@
+"""After-sales follow-ups: due by rule after delivery or shipping, sent once."""
