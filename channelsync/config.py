@@ -154,6 +154,9 @@ class LoyaltyConfig(_Model):
     salt: SecretStr = SecretStr("")
     window_days: int = Field(default=365, ge=1, le=3650)
     tiers: list[TierConfig] = []  # lowest first
+    # A buyer with no order for this many days is forgotten (as `customers forget` does);
+    # None: kept until forgotten by hand.
+    forget_after_days: int | None = Field(default=None, ge=1)
 
 
 class FollowupConfig(_Model):

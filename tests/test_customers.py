@@ -314,3 +314,29 @@ def test_the_cli_lists_customers_and_forgets_one_without_touching_stock(
     assert len(left) == 3 and {(r["buyer"], r["buyer_key"], r["tier"]) for r in left} == {
         ("", "", "")}
     assert rows(engine, alias_t) == []
+
+
+def test_buyers_without_an_order_for_forget_after_days_are_forgotten(engine: Engine) -> None:
+    clock = Clock()
+    text = config_text(engine).replace("window_days = 90", "window_days = 90\n"
+                                       "forget_after_days = 30")
+    config = parse_config(text, env={})
+    for name in ("a", "b", "c"):
+        fakes.CHANNELS[name] = fakes.FakeChannel(name, clock=clock, page_size=10)
+        fakes.CHANNELS[name].quantities["MUG"] = 0
+    set_stock(engine, config, clock, MUG=100)
+    sync = SyncEngine(config, engine, clock=clock, sleep=lambda s: None)
+    sync.sync(read_back=True)
+    fakes.CHANNELS["a"].sell(("MUG", 1), email=EMAIL, buyer="Jane")
+    cycle(sync, clock)
+    clock.tick(20 * 86400)
+    fakes.CHANNELS["b"].sell(("MUG", 1), email="sam@example.com", buyer="Sam")
+    sync._forget_due = 0.0  # an hour passed (the look is hourly, on the monotonic clock)
+    cycle(sync, clock)
+    assert {r["display_name"] for r in rows(engine, buyer_t)} == {"Jane", "Sam"}
+    clock.tick(11 * 86400)
+    sync._forget_due = 0.0
+    cycle(sync, clock)
+    assert [r["display_name"] for r in rows(engine, buyer_t)] == ["Sam"]
+    assert len(rows(engine, order_t)) == 2
+    assert {r["buyer"] for r in rows(engine, order_t)} == {"", "Sam"}

@@ -153,5 +153,14 @@ def forget(conn: Connection, keys: Sequence[str], now: datetime) -> Forgotten:
     return done
 
 
-__all__ = ["NOT_COUNTED", "Customer", "Forgotten", "find", "forget", "list_customers",
+def forget_inactive(conn: Connection, days: int, now: datetime) -> Forgotten:
+    """Forget every buyer whose last order is older than ``days``."""
+    cutoff = now - timedelta(days=days)
+    keys = list(conn.execute(sa.select(buyer_t.c.key).where(
+        sa.func.coalesce(buyer_t.c.last_order_at, buyer_t.c.first_seen_at) < cutoff)).scalars())
+    return forget(conn, keys, now)
+
+
+__all__ = ["NOT_COUNTED", "Customer", "Forgotten", "find", "forget", "forget_inactive",
+           "list_customers",
            "tiers_of", "vip_keys"]

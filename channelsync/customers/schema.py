@@ -22,6 +22,7 @@ def _ts() -> datetime | None:
 
 class Buyer(SQLModel, table=True):
     __tablename__ = "buyer"
+    __table_args__ = (sa.Index("ix_buyer_last_order", "last_order_at"),)
     key: str = Field(primary_key=True, max_length=64)
     display_name: str = ""  # the latest order's, as the channel showed it
     first_seen_at: datetime | None = _ts()

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from channelsync.config import ChannelConfig, Config
 from channelsync.connector import ChannelListing, Connector, ListingProblem, OrderPage
 from channelsync.customers import loyalty
+from channelsync.customers import queries as customer_queries
 from channelsync.db.core import channel_lock
 from channelsync.errors import (
     ChannelError,
@@ -55,6 +56,7 @@ STALE_ROUNDS = 3
 # a push batch stays in the outbox. Reading every listing cannot be split: it waits.
 DEFERRABLE = frozenset({"pull_orders", "push_quantities", "push_outcomes"})
 PUSH_LOG_DAYS = 30  # how long each write stays in the push log (explain shows it)
+FORGET_EVERY = 3600.0  # seconds between looks for buyers to forget (forget_after_days)
 CLOCK_WARNING = timedelta(seconds=30)  # a channel clock this far off is worth a log line
 
 
@@ -113,6 +115,7 @@ class SyncEngine:
         self.clock = clock
         self._sleep = sleep
         self._connectors: dict[str, Connector] = dict(connectors or {})
+        self._forget_due = 0.0  # monotonic: when inactive buyers are next looked for
         self._buckets: dict[str, TokenBucket] = {}
         self._offsets: dict[str, timedelta] = {}  # channel clock - ours
         self._lock = threading.Lock()
@@ -243,7 +246,20 @@ class SyncEngine:
                 self.events.emit("conflicts", ids=report.apply.conflicts)
             self.events.emit("cycle_done", channel=report.channel, error=report.error,
                              busy=report.busy, seconds=time.monotonic() - started)
+        self._forget_inactive()
         return [reports[c.name] for c in channels]
+
+    def _forget_inactive(self) -> None:
+        """``[loyalty] forget_after_days``: at most once every FORGET_EVERY seconds."""
+        days = self.config.loyalty.forget_after_days
+        if days is None or time.monotonic() < self._forget_due:
+            return
+        self._forget_due = time.monotonic() + FORGET_EVERY
+        with self.db.begin() as conn:
+            done = customer_queries.forget_inactive(conn, days, self.clock())
+        if done.buyers:
+            log.info("forgot %d buyers with no order in %d days ([loyalty] forget_after_days)",
+                     done.buyers, days)
 
     def _guarded(
         self, channel: ChannelConfig, report: ChannelReport,

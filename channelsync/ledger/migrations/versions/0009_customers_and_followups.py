@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column('tier_order', sa.String(), nullable=False),
         sa.PrimaryKeyConstraint('key'),
     )
+    op.create_index('ix_buyer_last_order', 'buyer', ['last_order_at'])
     op.create_table(
         'buyer_alias',
         sa.Column('alias', sa.String(length=64), nullable=False),
@@ -81,6 +82,7 @@ def downgrade() -> None:
     op.drop_table('followup')
     op.drop_index('ix_buyer_alias_buyer', table_name='buyer_alias')
     op.drop_table('buyer_alias')
+    op.drop_index('ix_buyer_last_order', table_name='buyer')
     op.drop_table('buyer')
     with op.batch_alter_table('sales_order', schema=None) as batch_op:
         batch_op.drop_index('ix_sales_order_buyer_key')
