@@ -158,8 +158,9 @@ def _units(order: queries.Order) -> str:
 
 
 def _buyer(order: queries.Order, tier: str) -> str:
-    """The display name, with the tier the buyer reached ("new": with this order)."""
-    mark = f" ({tier}{', new' if order.tier else ''})" if tier else ""
+    """The display name, with the tier the buyer reached, or the one this order reached
+    ("new")."""
+    mark = f" ({order.tier}, new)" if order.tier else f" ({tier})" if tier else ""
     return (order.buyer or "-") + mark
 
 

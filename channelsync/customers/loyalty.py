@@ -182,7 +182,8 @@ def _promote(conn: Connection, key: str, channel: str, header: OrderSnapshot,
     return ConflictRecord(
         kind=LOYALTY_TIER, subject=f"{tier}:{key[:16]}", channel=channel,
         message=(f"{name} reached the {tier} tier{f' ({config.tag})' if config.tag else ''} "
-                 f"with order {header.order_id} on {channel}: {standing.orders} orders, "
+                 f"with order {header.order_id} on {channel}: {standing.orders} "
+                 f"order{'' if standing.orders == 1 else 's'}, "
                  f"{standing.spend_text()} in {loyalty.window_days} days"),
         detail={"tier": tier, "tag": config.tag, "order": order, "buyer": key[:16],
                 "orders": standing.orders,
