@@ -122,3 +122,17 @@ def engine(ledger_url: str) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture
+def fake_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The channel type "fake" (tests.fakes), with no fake channel left from another test."""
+    from channelsync import registry
+    from tests import fakes
+
+    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")
+    registry.load_connector.cache_clear()
+    fakes.CHANNELS.clear()
+    yield
+    registry.load_connector.cache_clear()
+    fakes.CHANNELS.clear()

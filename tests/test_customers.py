@@ -5,7 +5,6 @@ and PostgreSQL, through the sync engine and the CLI."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from channelsync import registry
 from channelsync.cli import app as cli
 from channelsync.config import parse_config
 from channelsync.customers.identity import email_key, identity, normalise_email
@@ -56,14 +54,7 @@ type = "fake"
 """
 
 
-@pytest.fixture(autouse=True)
-def fake_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")
-    registry.load_connector.cache_clear()
-    fakes.CHANNELS.clear()
-    yield
-    registry.load_connector.cache_clear()
-    fakes.CHANNELS.clear()
+pytestmark = pytest.mark.usefixtures("fake_registry")  # tests.conftest
 
 
 def config_text(engine: Engine, salt: str = SALT) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,14 +50,7 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-@pytest.fixture(autouse=True)
-def fake_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")
-    registry.load_connector.cache_clear()
-    fakes.CHANNELS.clear()
-    yield
-    registry.load_connector.cache_clear()
-    fakes.CHANNELS.clear()
+pytestmark = pytest.mark.usefixtures("fake_registry")  # tests.conftest
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ SQLite and PostgreSQL; the CLI's ``orders`` and ``order``; the upgrade that fill
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from channelsync import registry
 from channelsync.cli import app as cli
 from channelsync.config import parse_config
 from channelsync.orders import book
@@ -22,15 +20,7 @@ from channelsync.sync.engine import SyncEngine
 from tests import fakes
 from tests.test_engine import BASE, Clock, set_stock
 
-
-@pytest.fixture(autouse=True)
-def fake_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")
-    registry.load_connector.cache_clear()
-    fakes.CHANNELS.clear()
-    yield
-    registry.load_connector.cache_clear()
-    fakes.CHANNELS.clear()
+pytestmark = pytest.mark.usefixtures("fake_registry")  # tests.conftest
 
 
 def test_stages_follow_units_first_then_the_channel_then_the_sellers_step() -> None:

@@ -6,7 +6,6 @@ CLI and from a CSV; on real SQLite and PostgreSQL, against fake channels.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from channelsync import registry
 from channelsync.cli import app as cli
 from channelsync.config import parse_config
 from channelsync.errors import RetriableChannelError
@@ -27,15 +25,7 @@ from tests import fakes
 from tests.ledger_helpers import check_invariants, open_conflicts
 from tests.test_engine import BASE, Clock, set_stock
 
-
-@pytest.fixture(autouse=True)
-def fake_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.fakes:FakeConnector")
-    registry.load_connector.cache_clear()
-    fakes.CHANNELS.clear()
-    yield
-    registry.load_connector.cache_clear()
-    fakes.CHANNELS.clear()
+pytestmark = pytest.mark.usefixtures("fake_registry")  # tests.conftest
 
 
 class Shop:
