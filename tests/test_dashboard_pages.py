@@ -384,3 +384,35 @@ cert_id = "c"
         assert budgets == {"ebay": {"limit": 250, "busiest": 230, "left": 20, "warned": 1}}
     finally:
         app.close()
+
+
+def test_orders_show_the_buyers_tier_and_an_order_its_delivery(app: App, site: Site) -> None:
+    from datetime import timedelta
+
+    from pydantic import SecretStr
+
+    from channelsync.config import LoyaltyConfig, TierConfig
+    from channelsync.customers import loyalty
+
+    tiers = LoyaltyConfig(salt=SecretStr("salt"), tiers=[TierConfig(name="gold", min_orders=2)])
+    now = app.now()
+    for order_id in ("1001", "1002"):
+        order(app, "shop", order_id, "MUG", 1)
+        with app.db.begin() as conn:
+            loyalty.recognise(conn, "shop", [OrderSnapshot(
+                order_id, "processing", "paid", now, placed_at=now, buyer="Ann B.",
+                buyer_email="ann@example.com")], tiers, now)
+    order(app, "shop", "1003", "MUG", 1, stage="shipped")
+    with app.db.begin() as conn:
+        assert book.assume_delivered(conn, "shop", 3, now=now + timedelta(days=4)) == 1
+    rows = {r["data-order-id"]: r for r in by_testid(site.get("/orders").text, "order-row")}
+    page = site.get("/orders").text
+    shown = {r["data-order-id"]: " ".join(r["text"].split()) for r in by_testid(
+        page, "order-row")}
+    assert shown["1002"].endswith("Ann B. gold, new 12.50 EUR")
+    assert shown["1001"].endswith("Ann B. gold 12.50 EUR")
+    assert "gold" not in shown["1003"]
+    assert rows["1003"]["data-stage"] == "delivered"
+    assert text_of(site.get("/orders/shop/1002").text, "order-tier") == \
+        "reached gold with this order"
+    assert text_of(site.get("/orders/shop/1003").text, "order-delivered").endswith("(assumed)")

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from channelsync.customers import queries as customers
 from channelsync.orders import book, queries
 from channelsync.service import reports
 from channelsync.service.app import App
@@ -131,16 +132,18 @@ async def orders(dash: Dashboard, request: Request, visitor: Visitor) -> Respons
         (stage,) if stage in book.STAGES else ())
     limit = _number(params.get("limit"), ORDER_LIMITS[1])
     limit = limit if limit in ORDER_LIMITS else ORDER_LIMITS[1]
-    found = await in_thread(_orders, dash.app, channel, stages, limit)
-    return dash.render(request, "orders.html", visitor, orders=found, channels=names,
-                       channel=channel or "", stage=stage if stages else "",
+    found, tiers = await in_thread(_orders, dash.app, channel, stages, limit)
+    return dash.render(request, "orders.html", visitor, orders=found, tiers=tiers,
+                       channels=names, channel=channel or "", stage=stage if stages else "",
                        stages=book.STAGES, limit=limit, limits=ORDER_LIMITS)
 
 
 def _orders(app: App, channel: str | None, stages: tuple[str, ...],
-            limit: int) -> list[queries.Order]:
+            limit: int) -> tuple[list[queries.Order], dict[str, str]]:
+    """The orders, and the loyalty tier each of their buyers reached."""
     with app.db.connect() as conn:
-        return queries.list_orders(conn, channel=channel, stages=stages, limit=limit)
+        found = queries.list_orders(conn, channel=channel, stages=stages, limit=limit)
+        return found, customers.tiers_of(conn, [o.buyer_key for o in found])
 
 
 async def order_page(dash: Dashboard, request: Request, visitor: Visitor) -> Response:
