@@ -331,3 +331,23 @@ def test_buyers_without_an_order_for_forget_after_days_are_forgotten(engine: Eng
     assert [r["display_name"] for r in rows(engine, buyer_t)] == ["Sam"]
     assert len(rows(engine, order_t)) == 2
     assert {r["buyer"] for r in rows(engine, order_t)} == {"", "Sam"}
+
+
+def test_a_forgotten_buyer_is_not_brought_back_by_a_later_pull(engine: Engine) -> None:
+    clock = Clock()
+    sync = start(engine, clock)
+    a = fakes.CHANNELS["a"]
+    first = a.sell(("MUG", 1), email=EMAIL, buyer="Jane")
+    cycle(sync, clock)
+    with engine.begin() as conn:
+        from channelsync.customers import queries
+
+        queries.forget(conn, queries.find(conn, EMAIL, SALT), clock())
+    a.set_status(first, "completed")  # the channel reports the order again
+    cycle(sync, clock)
+    assert rows(engine, buyer_t) == []
+    row = {r["order_id"]: r for r in rows(engine, order_t)}[first]
+    assert (row["buyer"], row["buyer_key"], row["stage"]) == ("", "", "shipped")
+    a.sell(("MUG", 1), email=EMAIL, buyer="Jane")  # a new order: a new start
+    cycle(sync, clock)
+    assert [r["display_name"] for r in rows(engine, buyer_t)] == ["Jane"]

@@ -69,7 +69,10 @@ def recognise(
     if not salt:
         return []
     latest: dict[str, OrderSnapshot] = {}  # buyer key -> the page's latest order of theirs
+    forgotten = _forgotten(conn, channel, [h.order_id for h in headers])
     for header in headers:
+        if header.order_id in forgotten:
+            continue  # a forgotten buyer's order, read again: they stay forgotten
         ident = identity(salt, channel, header.buyer_email, header.buyer_id)
         if not ident.key:
             continue
@@ -107,6 +110,15 @@ def standings(conn: Connection, keys: Iterable[str], since: datetime) -> dict[st
         if amount is not None and currency:
             standing.spend[currency] = standing.spend.get(currency, Decimal(0)) + amount
     return out
+
+
+def _forgotten(conn: Connection, channel: str, order_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(order_ids), 500):
+        found.update(conn.execute(sa.select(order_t.c.order_id).where(
+            order_t.c.channel == channel, order_t.c.order_id.in_(order_ids[start:start + 500]),
+            order_t.c.buyer_forgotten.is_(True))).scalars())
+    return found
 
 
 def _amount(total: str) -> Decimal | None:

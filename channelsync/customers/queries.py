@@ -5,7 +5,9 @@ channels they bought on, their orders and spend within the loyalty window and th
 now; never an email, which is not stored. ``forget`` erases what the book keeps of a buyer:
 the buyer's row and aliases, the name, key and tier on their orders, the text of their
 follow-ups. Their orders stay, with their lines and the stock movements they caused, so
-stock history and counts are untouched.
+stock history and counts are untouched; they are marked, so that the channels reporting
+them again (every pull re-reads a few minutes) does not bring the buyer back. A new order
+of theirs is a new order: recognised again.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def forget(conn: Connection, keys: Sequence[str], now: datetime) -> Forgotten:
                 followup_t.c.channel == channel, followup_t.c.order_id == order_id)
                 .values(subject="", body="")).rowcount
         done.orders += conn.execute(order_t.update().where(order_t.c.buyer_key == key).values(
-            buyer="", buyer_key="", tier="", updated_at=now)).rowcount
+            buyer="", buyer_key="", tier="", buyer_forgotten=True, updated_at=now)).rowcount
         conn.execute(alias_t.delete().where(alias_t.c.buyer_key == key))
         done.buyers += conn.execute(buyer_t.delete().where(buyer_t.c.key == key)).rowcount
     return done

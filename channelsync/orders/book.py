@@ -111,6 +111,8 @@ def record(
             values = _header_values(header, clock_offset) if header else {}
             if row is not None and values and _older(values, row):
                 values = {}  # a stale page: the book has a newer word from the channel
+            if row is not None and row["buyer_forgotten"]:
+                values.pop("buyer", None)  # erased on the seller's word: not from a re-read
             count = units.get(order_id, Units())
             values.update(ordered=count.ordered, shipped=count.shipped,
                           cancelled=count.cancelled)

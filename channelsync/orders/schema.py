@@ -48,6 +48,7 @@ class SalesOrder(SQLModel, table=True):
     delivered_source: str = ""  # "channel" or "assumed"
     buyer_key: str = Field(default="", max_length=64, index=True)  # customers.identity
     tier: str = ""  # the loyalty tier its buyer reached with this order
+    buyer_forgotten: bool = False  # erased (customers forget): a later pull does not restore it
 
 
 class OrderEvent(SQLModel, table=True):

@@ -30,6 +30,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('buyer_key', sa.String(length=64), nullable=False,
                                       server_default=''))
         batch_op.add_column(sa.Column('tier', sa.String(), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('buyer_forgotten', sa.Boolean(), nullable=False,
+                                      server_default=sa.false()))
         batch_op.create_index('ix_sales_order_buyer_key', ['buyer_key'])
     # Orders already shipped: when the book first saw them shipped.
     op.execute(
@@ -86,5 +88,5 @@ def downgrade() -> None:
     op.drop_table('buyer')
     with op.batch_alter_table('sales_order', schema=None) as batch_op:
         batch_op.drop_index('ix_sales_order_buyer_key')
-        for column in ('tier', 'buyer_key', 'delivered_source', 'delivered_at', 'shipped_at'):
+        for column in ('buyer_forgotten', 'tier', 'buyer_key', 'delivered_source', 'delivered_at', 'shipped_at'):
             batch_op.drop_column(column)
