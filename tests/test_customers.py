@@ -351,3 +351,15 @@ def test_a_forgotten_buyer_is_not_brought_back_by_a_later_pull(engine: Engine) -
     a.sell(("MUG", 1), email=EMAIL, buyer="Jane")  # a new order: a new start
     cycle(sync, clock)
     assert [r["display_name"] for r in rows(engine, buyer_t)] == ["Jane"]
+
+
+def test_orders_shipped_and_not_in_one_page_are_recorded_together(engine: Engine) -> None:
+    clock = Clock()
+    sync = start(engine, clock)
+    a = fakes.CHANNELS["a"]
+    waiting = a.sell(("MUG", 1))
+    gone = a.sell(("MUG", 1), shipped_at=clock(), delivered_at=clock())
+    a.set_status(gone, "completed")
+    cycle(sync, clock)  # one page: one without times, one with both
+    stages = {r["order_id"]: (r["stage"], r["delivered_source"]) for r in rows(engine, order_t)}
+    assert stages == {waiting: ("paid", ""), gone: ("delivered", "channel")}

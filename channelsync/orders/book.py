@@ -229,7 +229,8 @@ def _header_values(header: OrderSnapshot, offset: timedelta) -> dict[str, Any]:
 
 def _blank() -> dict[str, Any]:
     return {"status": "", "channel_stage": "", "placed_at": None, "paid_at": None,
-            "changed_at": None, "buyer": "", "total": "", "currency": ""}
+            "changed_at": None, "buyer": "", "total": "", "currency": "", "shipped_at": None,
+            "delivered_at": None, "delivered_source": ""}
 
 
 def _rows(
