@@ -374,7 +374,7 @@ def test_search_orders_query_is_identical_across_pages(
     asked = [query(call.request) for call in route.calls]
     expected = {"lastUpdatedAfter": ["2026-03-01T09:58:30Z"], "marketplaceIds": [US],
                 "fulfilledBy": ["MERCHANT"], "maxResultsPerPage": ["100"],
-                "includedData": ["FULFILLMENT"]}
+                "includedData": ["FULFILLMENT,PACKAGES"]}  # no BUYER: buyer_data is off
     assert asked[0] == expected
     assert asked[1] == {**expected, "paginationToken": ["page-2"]}
     assert asked[2] == {**expected, "paginationToken": ["page-3"]}

@@ -939,7 +939,11 @@ def test_sandbox_orders_hold_each_lines_units_as_the_connector_reads_them(
     }
     assert {r["fulfilled_by"] for k, r in rows.items() if k != fba} == {"MERCHANT"}
     assert rows[fba]["fulfilled_by"] == "AMAZON"
-    assert (rows[placed]["shipments"], rows[placed]["buyer"]) == ([], None)
+    assert rows[placed]["shipments"] == []
+    # a default buyer: a drawn name, no email (so no relay address), no id (Amazon has none)
+    assert rows[placed]["buyer"] == {"name": rows[placed]["buyer"]["name"], "email": None,
+                                     "id": None, "relay_email": None}
+    assert rows[placed]["buyer"]["name"].count(" ") == 1
     assert quantities(control) == {"CUP": 18, "FBA-MUG": 4, "MUG": 13}  # what the rows imply
     # What the connector reads from the order API is what the rows say, line by line.
     lines, bad, _ = parse_orders(_page(raw))

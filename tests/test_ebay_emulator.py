@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -491,7 +492,10 @@ def test_sandbox_orders_hold_each_lines_units_as_the_connector_reads_them(
         cancelled: ("Cancelled", {"MUG": (1, 0, 1, 0), "TEE-M": (2, 0, 2, 0)}),
         shipped: ("Completed", {"MUG": (3, 3, 0, 0), "TEE-M": (1, 1, 0, 0)}),
     }
-    assert (held[placed]["shipments"], held[placed]["buyer"]) == ([], None)
+    assert held[placed]["shipments"] == []
+    # a default buyer: an eBay user ID, no email or name (the sandbox named none)
+    assert held[placed]["buyer"]["email"] is None and held[placed]["buyer"]["name"] is None
+    assert re.fullmatch(r"[a-z]+\.[a-z]+[0-9]+", held[placed]["buyer"]["id"])
     assert {s: r["quantity"] for s, r in rows(control).items()} == {
         "MUG": 20 - 2 - 3, "TEE-M": 5 - 1}  # what the rows imply
     # What the connector reads from GetOrders is what the rows say, line by line.

@@ -5,7 +5,8 @@ status the emulator can produce, and the snapshots are checked against what the 
 serves: the stage per status, the buyer's display name, the total as the sum of the line
 prices, the currency and the placed and paid times. respx feeds each connector header fields
 it cannot read: the field is left empty and the order's lines still come through; the buyer's
-email, address and phone never reach a snapshot or a bad record.
+address and phone never reach a snapshot or a bad record, and the email only the snapshot's
+``buyer_email``, which its repr leaves out.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ WOO_KEY = "ck_0123456789abcdef0123456789abcdef01234567"
 WOO_SECRET = "cs_fedcba9876543210fedcba9876543210fedcba98"
 SHOPIFY_TOKEN = "shpat_headers0123456789abcdef0123456789"
 GRAPHQL = "/admin/api/2026-10/graphql.json"
-# What a real buyer's billing block holds besides the name: none of it may be kept.
+# What a real buyer's billing block holds besides the name: none of it may be kept, but the
+# email as the snapshot's buyer_email (never in a repr or a bad record).
 PERSONAL = {"company": "Lovelace Ltd", "address_1": "12 Analytical Row", "address_2": "Flat 3",
             "city": "Marylebone", "state": "LND", "postcode": "NW1 6XE", "country": "GB",
             "email": "ada@example.invalid", "phone": "+44 20 7946 0018"}
@@ -233,10 +235,11 @@ def test_woocommerce_malformed_header_fields_keep_the_lines() -> None:
         changed_at=datetime(2026, 11, 26, 7, 10, tzinfo=UTC),
         placed_at=datetime(2026, 11, 26, 7, tzinfo=UTC),
         paid_at=datetime(2026, 11, 26, 7, 0, 5, tzinfo=UTC),
-        buyer="Ada Lovelace", total="28.99", currency="EUR")
+        buyer="Ada Lovelace", total="28.99", currency="EUR", buyer_email=PERSONAL["email"])
     assert found["2"] == OrderSnapshot(
         order_id="2", status="completed", stage="shipped",
-        changed_at=datetime(2026, 11, 26, 7, 10, tzinfo=UTC))  # every bad field left empty
+        changed_at=datetime(2026, 11, 26, 7, 10, tzinfo=UTC),
+        buyer_email="x@y.z")  # every bad field left empty; the email was fine
     assert (found["3"].stage, found["3"].buyer, found["3"].total, found["3"].paid_at) == (
         "received", "", "", None)
     lines = {(x.order_id, x.line_id): x for x in page.lines}

@@ -11,17 +11,25 @@ What the 2026-01-01 model offers for an order as a whole, and what is taken of i
   and amount only) and no time of the move from PENDING to UNSHIPPED, which is when Amazon
   has authorised the payment. ``paid_at`` stays None rather than guessing from
   ``createdTime`` or ``lastUpdatedTime`` (any later change moves the latter).
-- buyer: ``buyer.buyerName`` exists, in the BUYER dataset. Amazon counts it as the buyer's
-  personal data (PII): no Restricted Data Token is needed in 2026-01-01, but it is served
-  only to apps holding a restricted role (Tax Invoicing, Tax Remittance or, for merchant
-  orders, Direct-to-Consumer Shipping) and only once an order is UNSHIPPED or later; the
-  same dataset carries the buyer's (relay) email. It is not asked for: ``buyer`` stays empty.
+- buyer: ``buyer.buyerName`` and ``buyer.buyerEmail``, in the BUYER dataset. Amazon counts
+  both as the buyer's personal data (PII): no Restricted Data Token is needed in 2026-01-01,
+  but they are served only to apps holding a restricted role (the name: Tax Invoicing or Tax
+  Remittance; the email: Direct-to-Consumer Delivery, merchant-fulfilled orders only) and only
+  once an order is UNSHIPPED or later. The email is Amazon's anonymised relay address
+  (``...@marketplace.amazon.com``), the same for the same buyer: it recognises a returning
+  Amazon buyer but never matches another channel's. BUYER is asked for only when the channel's
+  ``buyer_data`` setting allows it (``DATASETS``); otherwise ``buyer`` and ``buyer_email`` stay
+  empty. The model has no buyer id: ``buyer_id`` stays empty.
 - total: the order-level amount of the model is ``proceeds.grandTotal``, in the PROCEEDS
   dataset, which the query does not ask for (it asks FULFILLMENT only); it is read when an
   answer has it. Otherwise the total is the sum of the items' ``product.price.unitPrice`` x
   ``quantityOrdered`` (what the buyer pays for the goods, without shipping or tax), in their
   currency; Amazon shows no prices while an order is PENDING, so then it stays empty.
-- delivered: only the PACKAGES dataset says so (``packageStatus``); not asked, not given.
+- shipped: the PACKAGES dataset (asked for: it holds no personal data): the earliest
+  ``shipTime`` of the order's packages (a package confirmed without one, or an order marked
+  shipped without a package, gives none).
+- delivered: not given. A package's ``packageStatus.status`` can say DELIVERED, but the model
+  has no time of delivery anywhere (the book assumes one some days after shipping).
 """
 
 from __future__ import annotations
@@ -43,8 +51,11 @@ PAGE_SIZE = 100  # maxResultsPerPage: Amazon's maximum
 ORDER_QUERY: dict[str, Any] = {
     "fulfilledBy": ["MERCHANT"],  # Amazon's own (FBA) orders hold none of our stock
     "maxResultsPerPage": PAGE_SIZE,
-    "includedData": ["FULFILLMENT"],  # the status and each item's shipped quantity
 }
+# includedData: the status and each item's shipped quantity, and the packages (ship times);
+# with the buyer_data setting, the buyer too (restricted: see the module's docstring).
+DATASETS = ("FULFILLMENT", "PACKAGES")
+BUYER_DATASETS = (*DATASETS, "BUYER")
 
 Outcome = Literal["open", "partial", "shipped", "cancelled", "ignore"]
 STATUS_OUTCOME: dict[str, Outcome] = {
@@ -121,8 +132,9 @@ class Position:
             "seen": ",".join(sorted(self.seen)),
         }, separators=(",", ":"))
 
-    def query(self, marketplace_id: str) -> dict[str, Any]:
-        params = {**ORDER_QUERY, "lastUpdatedAfter": self.after, "marketplaceIds": [marketplace_id]}
+    def query(self, marketplace_id: str, datasets: Sequence[str] = DATASETS) -> dict[str, Any]:
+        params = {**ORDER_QUERY, "lastUpdatedAfter": self.after,
+                  "marketplaceIds": [marketplace_id], "includedData": list(datasets)}
         if self.token:
             params["paginationToken"] = self.token
         return params
@@ -210,6 +222,9 @@ def order_snapshot(raw: Any, bad: Sequence[BadRecord] = ()) -> OrderSnapshot | N
             record.key == order_id for record in bad):
         return None
     total, currency = order_total(raw)
+    buyer = raw.get("buyer")
+    name, email = (buyer.get("buyerName"), buyer.get("buyerEmail")) if isinstance(
+        buyer, dict) else (None, None)
     return OrderSnapshot(
         order_id=order_id,
         status=status,
@@ -217,10 +232,24 @@ def order_snapshot(raw: Any, bad: Sequence[BadRecord] = ()) -> OrderSnapshot | N
         changed_at=changed_at,
         placed_at=parse_time(raw.get("createdTime")),
         paid_at=None,  # the model has no payment time (see the module's docstring)
-        buyer="",  # buyer.buyerName is restricted personal data: not asked for
+        buyer=" ".join(name.split()) if isinstance(name, str) else "",  # only if asked
         total=total,
         currency=currency,
+        buyer_email=email if isinstance(email, str) and "@" in email else "",  # the relay
+        shipped_at=shipped_at(raw.get("packages")),
     )
+
+
+def shipped_at(packages: Any) -> datetime | None:
+    """The earliest ``shipTime`` of the order's packages (a cancelled one aside)."""
+    times = [parse_time(p.get("shipTime")) for p in packages if isinstance(p, dict)
+             and _status_of(p) != "CANCELLED"] if isinstance(packages, list) else []
+    return min((t for t in times if t is not None), default=None)
+
+
+def _status_of(package: dict[str, Any]) -> Any:
+    status = package.get("packageStatus")
+    return status.get("status") if isinstance(status, dict) else None
 
 
 def order_total(raw: dict[str, Any]) -> tuple[str, str]:

@@ -2,7 +2,8 @@
 
 - Orders: Orders API 2026-01-01 ``searchOrders`` by ``lastUpdatedAfter``, merchant-fulfilled
   only, every page asked with the same parameters (they travel in the page string). Each
-  order gives its lines and an ``OrderSnapshot`` (what of it, see ``_orders``). Pages are
+  order gives its lines and an ``OrderSnapshot`` (what of it, see ``_orders``): the buyer's
+  name and Amazon's relay email (restricted data) only with the ``buyer_data`` setting. Pages are
   not sorted by update time, so only the last page lets the cursor move (to the newest update
   seen); the 5-minute overlap covers the ~2 minutes orders take to become visible.
 - Quantities: up to ``feed_threshold`` items, one ``patchListingsItem`` each (``merge`` on
@@ -59,7 +60,7 @@ from connectors.amazon._listings import (
     patch_result,
     quantity_patch,
 )
-from connectors.amazon._orders import Position, parse_page
+from connectors.amazon._orders import BUYER_DATASETS, DATASETS, Position, parse_page
 from connectors.amazon._shipping import Shipping
 from connectors.amazon._transport import CredentialsRefused, Http
 
@@ -112,6 +113,11 @@ class AmazonSettings(BaseModel):
     # Seconds Amazon takes to show an order change (about two minutes): increases wait for a
     # pull begun this long after the last push, and the pull overlaps at least twice this.
     order_lag: float = Field(default=DEFAULT_ORDER_LAG, ge=0)
+    # Ask for the BUYER dataset: the buyer's name and Amazon's anonymised relay email, which
+    # recognise a returning Amazon buyer. Restricted personal data: Amazon serves it only to an
+    # app holding the restricted roles (Direct-to-Consumer Delivery for the email, Tax
+    # Invoicing or Tax Remittance for the name), so it stays off unless the seller has them.
+    buyer_data: bool = False
 
     @field_validator("marketplace")
     @classmethod
@@ -194,7 +200,8 @@ class AmazonConnector:
         position = Position.first(since) if page is None else Position.decode(page)
         if position is None:
             raise PermanentChannelError(f"invalid page token {page!r}", channel=self.name)
-        query = position.query(self.marketplace_id)
+        query = position.query(self.marketplace_id, BUYER_DATASETS if self.settings.buyer_data
+                               else DATASETS)
         response = self._api.call(
             "searchOrders", lambda: self._clients.orders.search_orders(**query))
         orders = self._api.payload("searchOrders", response).get("orders")

@@ -2,12 +2,12 @@
 
 Orders come from ``GetOrders`` by modification time (windows of at most 30 days, never older
 than 90 days, pages of 100), each as its line snapshots and one ``OrderSnapshot`` (status,
-times, the buyer's eBay user ID, total); a line is shipped when the order is (its
-ShippedTime) or when the line itself is (the transaction's ShippedTime: eBay marks lines
-shipped one by one). Quantities go out through ``ReviseInventoryStatus``, four items per
-call; listings are read from ``GetMyeBaySelling``'s ActiveList. A listing's ``ref`` is
-``"<ItemID>"``, or ``"<ItemID>/<SKU>"`` for a variation. Shipments are confirmed with
-``CompleteSale`` (``_fulfil``).
+times, the buyer's eBay user ID and email, total, shipping and delivery times: ``_orders``);
+a line is shipped when the order is (its ShippedTime) or when the line itself is (the
+transaction's ShippedTime: eBay marks lines shipped one by one). Quantities go out through
+``ReviseInventoryStatus``, four items per call; listings are read from ``GetMyeBaySelling``'s
+ActiveList. A listing's ``ref`` is ``"<ItemID>"``, or ``"<ItemID>/<SKU>"`` for a variation.
+Shipments are confirmed with ``CompleteSale`` (``_fulfil``).
 
 Zero quantities: without the seller's out-of-stock control a listing *ends* at 0. The
 ``zero_policy`` says what to do then: ``push`` sends the 0 and eBay ends the listing (warned
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +42,15 @@ from channelsync.errors import ChannelError, PermanentChannelError
 from connectors._time import parse_utc
 from connectors.ebay._adapter import Credentials, Fault, TradingClient, as_list, child
 from connectors.ebay._fulfil import Fulfilment
+from connectors.ebay._orders import (
+    ORDER_NODES,
+    aware,
+    impersonal,
+    order_snapshot,
+    order_state,
+    parse_order,
+    text_of,
+)
 
 MAX_ITEMS_PER_REVISE = 4
 ORDERS_PER_PAGE = 100
@@ -55,22 +63,6 @@ ITEM_NOT_FOUND = "17"
 REQUESTS_PER_SECOND = 2.0
 BURST = 4
 
-CANCELLED = frozenset({"CancelComplete", "CancelClosedWithRefund"})
-# What order_state's answer means for the order book (connector.CHANNEL_STAGES). A buyer's
-# cancellation request (OrderStatus CancelPending) is not a cancellation until eBay says
-# Cancelled: till then the order is paid or not as its payment says. Returns and refunds
-# (a transaction's Status.ReturnStatus, MonetaryDetails.Refunds) are not read: the emulator
-# produces none, so "returned" is never given.
-STATE_STAGE = {"unpaid": "received", "paid": "paid", "shipped": "shipped",
-               "cancelled": "cancelled"}
-# Where eBay puts the buyer's name, address, email and phone: never kept, not even in a bad
-# record's copy of an order or a transaction.
-PERSONAL_ORDER_FIELDS = frozenset({"ShippingAddress", "BuyerCheckoutMessage",
-                                   "BuyerTaxIdentifier", "MultiLegShippingDetails"})
-PERSONAL_TRANSACTION_FIELDS = frozenset({"Buyer", "BuyerCheckoutMessage"})
-_AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-ORDER_NODES = ["OrderArray.Order", "OrderArray.Order.TransactionArray.Transaction"]
 LISTING_NODES = ["ActiveList.ItemArray.Item", "ActiveList.ItemArray.Item.Variations.Variation"]
 
 ZeroPolicy = Literal["push", "skip"]
@@ -120,7 +112,7 @@ class Position:
     moved: bool = False
 
     def then(self, orders: Sequence[Any], total: str) -> Position:
-        ids = {_digest(_text(child(o, "OrderID"))) for o in orders}
+        ids = {_digest(text_of(child(o, "OrderID"))) for o in orders}
         moved = self.moved or bool(ids & self.seen) or bool(self.total and total != self.total)
         return replace(self, total=self.total or total, seen=self.seen | ids, moved=moved)
 
@@ -226,10 +218,11 @@ class EbayConnector:
         self._log.debug("orders %s..%s page %d: %d orders, %d lines, %d bad",
                         _ebay_time(at.start), _ebay_time(window_end), at.number, len(headers),
                         len(lines), len(bad))
-        at = at.then(orders, _text(child(reply.body, "PaginationResult", "TotalNumberOfEntries")))
+        at = at.then(orders, text_of(child(reply.body, "PaginationResult",
+                                           "TotalNumberOfEntries")))
         now = parse_utc(reply.body.get("Timestamp"))  # eBay's clock when it answered
         if now is not None:
-            self._offset = now - _aware(self._clock())
+            self._offset = now - aware(self._clock())
         if reply.body.get("HasMoreOrders") == "true":
             return OrderPage(lines, at.next_page().encode(), None, bad, channel_now=now,
                              orders=headers)
@@ -248,8 +241,8 @@ class EbayConnector:
             if position is None:
                 raise PermanentChannelError(f"invalid page token {page!r}", channel=self.name)
             return position
-        now = _aware(self._clock()) + self._offset  # eBay's clock: the window is in its time
-        start, oldest = _aware(since), now - MAX_AGE
+        now = aware(self._clock()) + self._offset  # eBay's clock: the window is in its time
+        start, oldest = aware(since), now - MAX_AGE
         if start < oldest:
             self._log.warning("orders since %s asked; eBay keeps 90 days: reading from %s",
                               start.isoformat(), oldest.isoformat())
@@ -312,7 +305,7 @@ class EbayConnector:
         statuses = [_status(item, ref) for _, item, ref in chunk]
         reply = self._api.call("ReviseInventoryStatus", {"InventoryStatus": statuses},
                                ["InventoryStatus"], item_faults=True)
-        landed = {(_text(child(s, "ItemID")), _text(child(s, "SKU")))
+        landed = {(text_of(child(s, "ItemID")), text_of(child(s, "SKU")))
                   for s in as_list(reply.body.get("InventoryStatus"))}
         results: dict[int, PushResult] = {}
         again: list[tuple[int, PushItem, str]] = []
@@ -393,138 +386,19 @@ class EbayConnector:
 # -- mapping helpers (pure functions) -------------------------------------------------------
 
 
-def parse_order(raw: Any) -> tuple[list[OrderLineSnapshot], list[BadRecord]]:
-    """An order's line snapshots and the records that could not be read."""
-    order_id = _text(child(raw, "OrderID"))
-    if not order_id:
-        return [], [BadRecord("order without an OrderID", "?", impersonal(raw))]
-    changed_at = _changed_at(raw)
-    if changed_at is None:
-        return [], [BadRecord("order without a valid LastModifiedTime", order_id,
-                              impersonal(raw))]
-    status = order_state(raw)
-    transactions = as_list(child(raw, "TransactionArray", "Transaction"))
-    if not transactions:
-        return [], [BadRecord("order without transactions", order_id, impersonal(raw))]
-    lines: list[OrderLineSnapshot] = []
-    bad: list[BadRecord] = []
-    for tx in transactions:
-        line = _parse_line(order_id, status, changed_at, tx)
-        if isinstance(line, OrderLineSnapshot):
-            lines.append(line)
-        else:
-            bad.append(line)
-    return lines, bad
-
-
-def order_snapshot(raw: Any, bad: Sequence[BadRecord] = ()) -> OrderSnapshot | None:
-    """The order as a whole, for one whose lines were read (None for an order refused whole:
-    ``bad`` holds a record keyed by its id). A header field that cannot be read is left
-    empty: the order and its lines still count. The buyer is the BuyerUserID, eBay's public
-    user name, and nothing else: never the shipping address, email or phone."""
-    order_id = _text(child(raw, "OrderID"))
-    changed_at = _changed_at(raw) if order_id else None
-    if changed_at is None or any(record.key == order_id for record in bad):
-        return None
-    total, currency = _amount(child(raw, "Total"))
-    return OrderSnapshot(
-        order_id=order_id,
-        status=_text(child(raw, "OrderStatus")),
-        stage=STATE_STAGE[order_state(raw)],
-        changed_at=changed_at,
-        placed_at=_time(child(raw, "CreatedTime")),
-        paid_at=_time(child(raw, "PaidTime")),
-        buyer=_text(child(raw, "BuyerUserID")),
-        total=total,
-        currency=currency,
-    )
-
-
-def impersonal(raw: Any) -> Any:
-    """An order as a bad record keeps it: without the buyer's address, email and phone."""
-    if not isinstance(raw, dict):
-        return raw
-    kept = {k: v for k, v in raw.items() if k not in PERSONAL_ORDER_FIELDS}
-    transactions = child(raw, "TransactionArray", "Transaction")
-    if transactions is not None:
-        cleaned = [_impersonal_tx(tx) for tx in as_list(transactions)]
-        kept["TransactionArray"] = {**raw["TransactionArray"], "Transaction": (
-            cleaned if isinstance(transactions, list) else cleaned[0])}
-    return kept
-
-
-def _impersonal_tx(tx: Any) -> Any:
-    if not isinstance(tx, dict):
-        return tx
-    return {k: v for k, v in tx.items() if k not in PERSONAL_TRANSACTION_FIELDS}
-
-
-def _changed_at(raw: Any) -> datetime | None:
-    return _time(child(raw, "LastModifiedTime")) or _time(
-        child(raw, "CheckoutStatus", "LastModifiedTime"))
-
-
-def _amount(node: Any) -> tuple[str, str]:
-    """An AmountType as ebaysdk reads it (``{"value": "25.98", "_currencyID": "USD"}``):
-    (amount, currency), each empty when missing or malformed."""
-    value = node.get("value") if isinstance(node, dict) else node
-    currency = node.get("_currencyID") if isinstance(node, dict) else None
-    amount = _text(value)
-    code = _text(currency)
-    return (amount if _AMOUNT.fullmatch(amount) else "",
-            code if _CURRENCY.fullmatch(code) else "")
-
-
-def order_state(raw: Any) -> str:
-    """cancelled (release), shipped (commit), paid or unpaid (both reserve)."""
-    if _text(child(raw, "OrderStatus")) == "Cancelled" or \
-            _text(child(raw, "CancelStatus")) in CANCELLED:
-        return "cancelled"
-    if child(raw, "ShippedTime"):
-        return "shipped"
-    checkout = _text(child(raw, "CheckoutStatus", "Status"))
-    if checkout in ("Incomplete", "Pending") or not child(raw, "PaidTime"):
-        return "unpaid"
-    return "paid"
-
-
-def _parse_line(order_id: str, status: str, changed_at: datetime,
-                tx: Any) -> OrderLineSnapshot | BadRecord:
-    line_id = _text(child(tx, "OrderLineItemID"))
-    if not line_id:
-        return BadRecord("transaction without an OrderLineItemID", f"{order_id}/?",
-                         _impersonal_tx(tx))
-    key = f"{order_id}/{line_id}"
-    sku = _text(child(tx, "Variation", "SKU")) or _text(child(tx, "Item", "SKU"))
-    quantity = _text(child(tx, "QuantityPurchased"))
-    if not sku:
-        return BadRecord("transaction without a SKU", key, _impersonal_tx(tx))
-    if not quantity.isdigit():
-        return BadRecord(f"QuantityPurchased {quantity!r} is not a whole number", key,
-                         _impersonal_tx(tx))
-    ordered = int(quantity)
-    shipped = status == "shipped" or bool(child(tx, "ShippedTime"))  # eBay ships whole lines
-    return OrderLineSnapshot(
-        order_id=order_id, line_id=line_id, channel_sku=sku, ordered=ordered, status=status,
-        changed_at=changed_at,
-        shipped=ordered if shipped else 0,
-        cancelled=ordered if status == "cancelled" and not shipped else 0,
-    )
-
-
 def _listings(item: Any) -> Iterator[ChannelListing]:
-    item_id = _text(child(item, "ItemID"))
+    item_id = text_of(child(item, "ItemID"))
     if not item_id:
         return
     variations = as_list(child(item, "Variations", "Variation"))
     for variation in variations:
-        sku = _text(child(variation, "SKU"))
+        sku = text_of(child(variation, "SKU"))
         if sku:
             sold = _int(child(variation, "SellingStatus", "QuantitySold")) or 0
             total = _int(child(variation, "Quantity"))
             yield ChannelListing(sku, None if total is None else total - sold,
                                  ref=f"{item_id}/{sku}")
-    sku = _text(child(item, "SKU"))
+    sku = text_of(child(item, "SKU"))
     if variations or not sku:
         return
     quantity = _int(child(item, "QuantityAvailable"))
@@ -560,26 +434,11 @@ def _split_ref(ref: str) -> tuple[str, str]:
 
 
 def _ebay_time(moment: datetime) -> str:
-    return _aware(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _time(value: Any) -> datetime | None:
-    """ebaysdk's times: text, or a naive datetime in UTC."""
-    if isinstance(value, datetime):
-        return _aware(value)
-    return parse_utc(value)
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    return aware(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _int(value: Any) -> int | None:
-    text = _text(value)
+    text = text_of(value)
     return int(text) if text.isdigit() else None
 
 

@@ -195,17 +195,17 @@ class GraphQLClient:
         errors = answer["errors"]
         if not fields or not isinstance(errors, list) or not isinstance(answer.get("data"), dict):
             return False
-        denied: set[str] = set()
+        denied: dict[str, Any] = {}  # field -> its first error
         for item in errors:
             path = item.get("path") if isinstance(item, dict) else None
             if _code(item) != "ACCESS_DENIED" or not isinstance(path, list) or not path or \
                     path[-1] not in fields:
                 return False
-            denied.add(str(path[-1]))
-        for field in sorted(denied - self._denied_warned):
+            denied.setdefault(str(path[-1]), item)
+        for field in sorted(set(denied) - self._denied_warned):
             self._denied_warned.add(field)
             self._log.warning("%s: Shopify denies access to %s (%s); going on without it",
-                              name, field, self._messages(errors[:1]))
+                              name, field, self._messages([denied[field]]))
         return True
 
     def _error(self, what: str, answer: dict[str, Any]) -> ChannelError:

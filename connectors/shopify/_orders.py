@@ -16,8 +16,14 @@ A line item tells how many units were ordered (``quantity``), are still on the o
 
 The order as a whole (``OrderSnapshot``, for the order book) comes from the same answer: its
 stage from the cancellation, financial and fulfilment statuses, its times, the buyer's first
-and last name and the total in the shop's currency. A header field that cannot be read is left
-empty; it never costs the order its lines.
+and last name and the total in the shop's currency; to recognise the buyer again, the order's
+``email`` and its customer's id (both protected customer data: without access they are null
+and left empty). ``shipped_at`` is when the oldest successful fulfillment was created;
+``delivered_at`` its ``deliveredAt``, for an order fulfilled in full by that one fulfillment
+(its ``totalQuantity`` all the units fulfilled): the page reads one fulfillment per order, so
+an order shipped in several has no delivery time here (the book assumes one). A header field
+that cannot be read is left empty; it never costs the order its lines. A bad record keeps no
+email or customer (``impersonal``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 # Financial statuses of an order that was paid (a refund does not unpay it).
 _PAID = frozenset({"PAID", "PARTIALLY_REFUNDED", "REFUNDED"})
+_UNITS = ("quantity", "currentQuantity", "unfulfilledQuantity", "nonFulfillableQuantity")
+# An order's fields that hold the buyer's personal data: never kept in a bad record.
+PERSONAL_FIELDS = frozenset({"email", "customer"})
 
 
 class ShapeError(ValueError):
@@ -91,19 +100,23 @@ def order_lines(
     """The snapshots of one order whose line items and refund line items are all present."""
     order_id = gid_number(order.get("id"), "Order")
     if order_id is None:
-        return OrderLines([], [BadRecord("order without a valid id", "?", order)])
+        return OrderLines([], [BadRecord("order without a valid id", "?", impersonal(order))])
     changed_at = parse_utc(order.get("updatedAt"))
     if changed_at is None:
-        return OrderLines([], [BadRecord("order without a valid updatedAt", order_id, order)])
+        return OrderLines([], [BadRecord("order without a valid updatedAt", order_id,
+                                         impersonal(order))])
     refunded = _refunded(refund_lines)
     if not isinstance(refunded, dict):
-        return OrderLines([], [BadRecord(refunded, order_id, order)])
+        return OrderLines([], [BadRecord(refunded, order_id, impersonal(order))])
     ignore = order.get("test") is True and not include_test_orders
     cancelled = order.get("cancelledAt") is not None
     status = _status(order)
+    items = nodes(order.get("lineItems"), "lineItems")
+    units = [_shipped(line, refunded) for line in items]  # every line, with a SKU or not
+    fulfilled = None if None in units else sum(n for n in units if n is not None)
     result = OrderLines([], [], order=None if ignore else order_snapshot(
-        order_id, order, status, changed_at))
-    for line in nodes(order.get("lineItems"), "lineItems"):
+        order_id, order, status, changed_at, fulfilled))
+    for line in items:
         if not isinstance(line.get("sku"), str) or not line["sku"].strip():
             result.no_sku += 1  # a custom item or a variant without SKU: holds no stock
             continue
@@ -116,15 +129,18 @@ def order_lines(
 
 
 def order_snapshot(
-    order_id: str, order: dict[str, Any], status: str, changed_at: datetime
+    order_id: str, order: dict[str, Any], status: str, changed_at: datetime,
+    fulfilled: int | None = None,
 ) -> OrderSnapshot:
     """The order as a whole. ``status`` is the lines' ("<fulfilment>/<financial>", or
     "cancelled"); ``paid_at`` is ``processedAt`` for an order that was paid: when a checkout
     paid at once was processed, which is its payment time (an order paid later, a manual
     payment or a later capture, shows its processing time: the schema read here has no
-    transactions)."""
+    transactions). ``fulfilled``: the units its lines say were fulfilled (None: unknown)."""
     financial = order.get("displayFinancialStatus")
     money = _object(_object(order, "totalPriceSet"), "shopMoney")
+    customer = _object(order, "customer")
+    first = _first_fulfillment(order)
     return OrderSnapshot(
         order_id=order_id,
         status=status,
@@ -135,7 +151,40 @@ def order_snapshot(
         buyer=_buyer(order.get("customer")),
         total=_matching(money.get("amount"), _DECIMAL),
         currency=_matching(money.get("currencyCode"), _CURRENCY),
+        buyer_email=_email(order.get("email")),
+        buyer_id=gid_number(customer.get("id"), "Customer") or "",
+        shipped_at=parse_utc(first.get("createdAt")),
+        delivered_at=_delivered_at(order, first, fulfilled),
     )
+
+
+def impersonal(order: Any) -> Any:
+    """An order as a bad record keeps it: without the buyer's email and customer."""
+    if not isinstance(order, dict):
+        return order
+    return {k: v for k, v in order.items() if k not in PERSONAL_FIELDS}
+
+
+def _first_fulfillment(order: dict[str, Any]) -> dict[str, Any]:
+    """The oldest fulfillment if it shipped (SUCCESS), else an empty one."""
+    found = order.get("fulfillments")
+    first = found[0] if isinstance(found, list) and found else None
+    return first if isinstance(first, dict) and first.get("status") == "SUCCESS" else {}
+
+
+def _delivered_at(order: dict[str, Any], first: dict[str, Any],
+                  fulfilled: int | None) -> datetime | None:
+    """The delivery of an order fulfilled in full by its one (oldest) fulfillment."""
+    if order.get("displayFulfillmentStatus") != "FULFILLED" or fulfilled is None \
+            or first.get("displayStatus") != "DELIVERED" \
+            or first.get("totalQuantity") != fulfilled:
+        return None  # not delivered, or more fulfillments than the one read
+    return parse_utc(first.get("deliveredAt"))
+
+
+def _email(value: Any) -> str:
+    """The order's email as Shopify has it (the book normalises it); "" without one."""
+    return value if isinstance(value, str) and "@" in value else ""
 
 
 def _stage(order: dict[str, Any]) -> str:
@@ -184,15 +233,13 @@ def _line(
     if line_id is None:
         return BadRecord("line item without a valid id", f"{order_id}/?", line)
     key = f"{order_id}/{line_id}"
-    fields = ("quantity", "currentQuantity", "unfulfilledQuantity", "nonFulfillableQuantity")
-    for name in fields:
+    for name in _UNITS:
         if not is_count(line.get(name)):
             return BadRecord(f"line item {name} {line.get(name)!r} is not a whole number >= 0",
                              key, line)
-    ordered, current, unfulfilled, unshipped_refunds = (line[name] for name in fields)
-    returned, cancelled, other = (refunded[kind][line_id] for kind in _KINDS)
-    after_fulfilment = returned + other - _clamp(unshipped_refunds - cancelled, 0, other)
-    shipped = _clamp(current - unfulfilled + after_fulfilment, 0, ordered)
+    ordered, unfulfilled = line["quantity"], line["unfulfilledQuantity"]
+    shipped = _shipped(line, refunded) or 0
+    returned = refunded["RETURN"][line_id]
     open_units = 0 if order_cancelled else min(unfulfilled, ordered - shipped)
     return OrderLineSnapshot(
         order_id=order_id,
@@ -206,6 +253,17 @@ def _line(
         restocked=min(returned, shipped),
         ignore=ignore,
     )
+
+
+def _shipped(line: dict[str, Any], refunded: dict[str, Counter[str]]) -> int | None:
+    """Units of a line fulfilled (a refund does not unship); None when it cannot be read."""
+    line_id = gid_number(line.get("id"), "LineItem")
+    if line_id is None or not all(is_count(line.get(name)) for name in _UNITS):
+        return None
+    ordered, current, unfulfilled, unshipped_refunds = (line[name] for name in _UNITS)
+    returned, cancelled, other = (refunded[kind][line_id] for kind in _KINDS)
+    after_fulfilment = returned + other - _clamp(unshipped_refunds - cancelled, 0, other)
+    return _clamp(current - unfulfilled + after_fulfilment, 0, ordered)
 
 
 def _refunded(refund_lines: list[dict[str, Any]]) -> dict[str, Counter[str]] | str:

@@ -42,15 +42,19 @@ FULFILLMENT_ORDER_LINES = 100
 
 _PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 # The order as a whole, for the order book: the buyer's names (never displayName, which falls
-# back to the email address or the phone number) and the total in the shop's currency.
-# presentmentMoney is not used: its one point keeps a page of orders at the requested cost
-# it had before the header was read (782 for 20 orders of 10 lines, so page sizes that were
-# valid stay valid), with the nested refund lines down from 5 to 4 paying for the rest.
+# back to the email address or the phone number), the order's email and the customer's id (to
+# recognise the buyer again), the total in the shop's currency, and the oldest fulfillment
+# (its creation is when the order first shipped; its delivery, when it is the order's only
+# one, is the order's). A page of orders keeps the requested cost it had before the header
+# was read (782 for 20 orders of 10 lines, so page sizes that were valid stay valid): the
+# nested refund lines down from 5 to 4 paid for the header, and the fulfillment's one point
+# is the one an unused presentmentMoney took before. Scalars cost nothing.
 _HEADER_FIELDS = (
-    "createdAt processedAt customer { firstName lastName } "
-    "totalPriceSet { shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }"
+    "createdAt processedAt email customer { id firstName lastName } "
+    "fulfillments(first: 1) { status createdAt deliveredAt displayStatus totalQuantity } "
+    "totalPriceSet { shopMoney { amount currencyCode } }"
 )
-HEADER_COST = 1 + (1 + 1 + 1)  # customer; the MoneyBag and its two MoneyV2
+HEADER_COST = 1 + 1 + (1 + 1)  # customer; one fulfillment; the MoneyBag and its MoneyV2
 _LINE_FIELDS = "id sku quantity currentQuantity unfulfilledQuantity nonFulfillableQuantity"
 _REFUND_LINE_FIELDS = "quantity restockType restocked lineItem { id }"
 _AVAILABLE = (

@@ -2,7 +2,8 @@
 
 Orders come from ``orders(sortKey: UPDATED_AT, query: "updated_at:>='...'")`` with their line
 items and refunds nested (an order with more is read again on its own) and their header (times,
-the buyer's names, the total) for the order book; quantities go out
+the buyer's names, email and customer id, the total, the oldest fulfillment's shipping and
+delivery times: ``_orders``) for the order book; quantities go out
 through ``inventorySetQuantities`` on ``available`` at one location (``_locations`` chooses
 it), compare-and-set (``changeFromQuantity``) and idempotent (``@idempotent(key:)``); listings
 are the product variants with a SKU. A listing's ``ref`` is its inventory item gid.
@@ -45,6 +46,7 @@ from connectors.shopify._orders import (
     OrderLines,
     ShapeError,
     gid_number,
+    impersonal,
     next_cursor,
     nodes,
     order_lines,
@@ -61,9 +63,10 @@ BURST = 8
 LOOPBACK_NAMES = ("localhost",)
 # Fields an answer may come back without (null, with an ACCESS_DENIED error) and still count:
 # Order.customer needs the read_customers scope, and a public app Shopify's approval for
-# protected customer data (names are level 2), neither of which stock sync needs; without
-# them the orders still sync, only without the buyer's name.
-OPTIONAL_ACCESS = frozenset({"customer", "firstName", "lastName"})
+# protected customer data (names and Order.email are level 2), neither of which stock sync
+# needs; without them the orders still sync, only without the buyer's name, id and email
+# (so the book cannot tell a returning buyer).
+OPTIONAL_ACCESS = frozenset({"customer", "firstName", "lastName", "email"})
 ORDERS_WITHOUT_READ_ALL = timedelta(days=60)  # what an app without read_all_orders sees
 
 
@@ -198,7 +201,8 @@ class ShopifyConnector:
             order, refund_lines = complete
             return order_lines(order, refund_lines, self._settings.include_test_orders)
         except ShapeError as exc:
-            return OrderLines([], [BadRecord(f"unreadable order: {exc}", key, raw)])
+            return OrderLines([], [BadRecord(f"unreadable order: {exc}", key,
+                                             impersonal(raw))])
 
     def _complete(
         self, raw: dict[str, Any]

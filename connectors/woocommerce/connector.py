@@ -1,7 +1,9 @@
 """WooCommerce (REST API v3) connector.
 
 Orders come from ``GET /orders`` sorted by modification time, each as its line snapshots and
-one ``OrderSnapshot`` (status, times, the buyer's name, total); quantities go out through the
+one ``OrderSnapshot`` (status, times, the buyer's name, total; ``billing.email`` and a
+registered buyer's ``customer_id`` to recognise the buyer again, ``date_completed_gmt`` as the
+shipping time: WooCommerce core has no delivery status); quantities go out through the
 product and variation batch endpoints; listings are read from ``/products`` and each variable
 product's ``/variations``. A listing's ``ref`` is ``"<product id>"`` for a product and
 ``"<parent id>/<variation id>"`` for a variation. Shipments are confirmed with an order note
@@ -338,6 +340,9 @@ def _order_snapshot(
         buyer=_buyer(raw.get("billing")),
         total=_checked(raw.get("total"), _DECIMAL.fullmatch),
         currency=_checked(raw.get("currency"), _CURRENCY.fullmatch),
+        buyer_email=_email(raw.get("billing")),
+        buyer_id=str(raw["customer_id"]) if _is_id(raw.get("customer_id")) else "",  # 0: guest
+        shipped_at=_parse_time(raw.get("date_completed_gmt")),
     )
 
 
@@ -347,6 +352,12 @@ def _buyer(billing: Any) -> str:
         return ""
     names = (billing.get("first_name"), billing.get("last_name"))
     return " ".join(n.strip() for n in names if isinstance(n, str) and n.strip())
+
+
+def _email(billing: Any) -> str:
+    """The billing email as WooCommerce has it (the book normalises it); "" without one."""
+    email = billing.get("email") if isinstance(billing, dict) else None
+    return email if isinstance(email, str) and "@" in email else ""
 
 
 def _checked(value: Any, valid: Callable[[str], object]) -> str:

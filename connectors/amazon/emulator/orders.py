@@ -4,15 +4,20 @@ page token can pin one snapshot for all its pages. Searches and the Orders 2026-
 shapes live here too.
 
 Each order has a buyer's name, drawn from a small fixed list by the emulator's seed and the
-order's id (never from the fault plan's random draws). The 2026-01-01 BUYER dataset shows
-it as `buyer.buyerName` once the order is UNSHIPPED or later, as Amazon does for an app with
-the restricted role it needs (the emulator grants every app that role). Emulated buyers have
-no email, address or phone: `buyerEmail` and the RECIPIENT dataset are never served."""
+order's id (never from the fault plan's random draws), or the buyer `POST /_sandbox/orders`
+names (`{"email", "name"}`). The 2026-01-01 BUYER dataset shows the name as
+`buyer.buyerName` once the order is UNSHIPPED or later, and for a merchant-fulfilled order a
+buyer with an email as `buyer.buyerEmail`: never the real address, but Amazon's anonymised
+relay address for it (`relay_email`: the same buyer, the same address), as Amazon does for an
+app with the restricted roles they need (the emulator grants every app those roles).
+Emulated buyers have no address or phone: the RECIPIENT dataset is never served."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
+import string
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -31,7 +36,8 @@ from connectors.amazon.emulator.wire import (
 
 __all__ = ["INCLUDED_DATA", "STATUS_2026", "Item", "Order", "Page", "Pager",
            "Search", "Version", "bound", "buyer_name", "earlier", "order_2026",
-           "order_items_v0", "order_row", "order_v0", "search_2026", "search_v0"]
+           "order_items_v0", "order_row", "order_v0", "relay_email", "search_2026",
+           "search_v0"]
 
 # v0 statuses (the emulator's own) -> the 2026-01-01 FulfillmentStatus enum
 STATUS_2026 = {"PendingAvailability": "PENDING_AVAILABILITY", "Pending": "PENDING",
@@ -79,6 +85,7 @@ class Order:
     items: list[Item]
     versions: list[Version] = field(default_factory=list)
     buyer: str = ""  # the buyer's full name (buyer.buyerName)
+    email: str = ""  # the buyer's real email, when the sandbox named one (never served)
     packages: list[Package] = field(default_factory=list)  # confirmShipment's, in order
 
     @property
@@ -99,6 +106,16 @@ def buyer_name(seed: int | None, order_id: str) -> str:
     """An order's buyer's full name: the same for the same seed and order id."""
     draw = random.Random(f"amazon-buyer/{seed}/{order_id}")
     return f"{draw.choice(FIRST_NAMES)} {draw.choice(LAST_NAMES)}"
+
+
+def relay_email(market: Marketplace, email: str) -> str:
+    """Amazon's anonymised address for a buyer's email in a marketplace (buyer.buyerEmail):
+    15 letters and digits fixed by the email, at ``marketplace.<the marketplace's domain>``."""
+    digest = hashlib.sha256(f"amazon-relay/{email.strip().lower()}".encode()).digest()
+    alphabet = string.ascii_lowercase + string.digits
+    local = "".join(alphabet[b % len(alphabet)] for b in digest[:15])
+    domain = market.name.lower() if market.name.lower().startswith("amazon.") else "amazon.com"
+    return f"{local}@marketplace.{domain}"
 
 
 def earlier(row: tuple[Order, Version]) -> tuple[Order, Version] | None:
@@ -304,8 +321,10 @@ def order_2026(order: Order, version: Version, included: set[str]) -> dict[str, 
         "salesChannel": {"channelName": "AMAZON", "marketplaceId": order.market.marketplace_id,
                          "marketplaceName": order.market.name},
     }
-    if "BUYER" in included and version.status in BUYER_SHOWN and order.buyer:
-        out["buyer"] = {"buyerName": order.buyer}
+    if "BUYER" in included and version.status in BUYER_SHOWN and (order.buyer or order.email):
+        out["buyer"] = {"buyerName": order.buyer} if order.buyer else {}
+        if order.email and not order.afn:  # Amazon: for merchant-fulfilled orders only
+            out["buyer"]["buyerEmail"] = relay_email(order.market, order.email)
     if "PROCEEDS" in included and paid:
         total = sum((i.unit_price * i.quantity for i in order.items), Decimal(0))
         out["proceeds"] = {"grandTotal": _money(total, order.market)}
@@ -394,7 +413,10 @@ def order_row(order: Order) -> dict[str, Any]:
     return {"order_id": order.order_id, "status": version.status,
             "fulfilled_by": "AMAZON" if order.afn else "MERCHANT", "lines": lines,
             "shipments": [shipment_row(p, {i.item_id: i.sku for i in order.items})
-                          for p in order.packages], "buyer": None}
+                          for p in order.packages],
+            "buyer": {"name": order.buyer or None, "email": order.email or None, "id": None,
+                      "relay_email": relay_email(order.market, order.email) if order.email
+                      else None}}
 
 
 def _line_row(item: Item, sent: int, status: str) -> dict[str, Any]:

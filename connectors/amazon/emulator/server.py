@@ -7,8 +7,10 @@ get, patch and search; Feeds 2021-06-30 createFeedDocument, createFeed, getFeed,
 getFeedDocument, with presigned upload and download URLs under `/_storage/`. Shapes follow
 Amazon's models in `tests/reference/amazon-sp-api/` (a test validates them). Beyond the
 shared control API:
-`POST /_sandbox/orders/{id}/status {"status": "PartiallyShipped", "shipped": {"MUG": 1}}`
-and `GET /_sandbox/feeds` (every feed with its uploaded document). Behaviour copied from
+`POST /_sandbox/orders/{id}/status {"status": "PartiallyShipped", "shipped": {"MUG": 1}}`,
+`"buyer": {"email", "name"}` in `POST /_sandbox/orders`, and `GET /_sandbox/feeds` (every
+feed with its uploaded document). No `/deliver`: the 2026-01-01 model carries no delivery
+time (a package's `packageStatus` says DELIVERED, but not when). Behaviour copied from
 Amazon (see the Amazon section of channels.md in the shared notes):
 - every SP-API call needs an `x-amz-access-token` from the token endpoint (403 otherwise);
 - a sale takes the units off the listing at once, while the order APIs show each change only
@@ -17,8 +19,9 @@ Amazon (see the Amazon section of channels.md in the shared notes):
   snapshot: every other parameter must be identical (maxResultsPerPage, includedData aside);
 - searchOrders shows order-level `fulfillment` (the status) and item quantities shipped only
   with `includedData=FULFILLMENT`, as Amazon's datasets do; `proceeds` only with PROCEEDS and
-  `buyer.buyerName` only with BUYER (from UNSHIPPED on; no `buyerEmail`, no RECIPIENT: the
-  emulated buyers have a name only); no prices while an order is PENDING. A listing's price
+  `buyer.buyerName` and, for a buyer the sandbox gave an email, `buyer.buyerEmail` (Amazon's
+  relay address, never the real one) only with BUYER (from UNSHIPPED on; no RECIPIENT: the
+  emulated buyers have no address); no prices while an order is PENDING. A listing's price
   is its `"price"`, else one fixed by its SKU; an item keeps the price it was bought at;
 - orders have no shipping costs, taxes or promotions: an order's `proceeds.grandTotal` is
   the sum of its items' unit price x quantity;
@@ -57,6 +60,7 @@ from channelsync.sandbox.emulator import (
     Response,
     SandboxError,
     route,
+    sku_quantity,
 )
 from connectors.amazon.emulator.auth import Lwa
 from connectors.amazon.emulator.feedstore import FeedStore
@@ -116,6 +120,17 @@ def _secret(value: Any) -> str | None:
         return None
     text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
     return text or None
+
+
+def _buyer(raw: Any) -> tuple[str, str]:
+    """(email, name) of a ``"buyer": {"email": ..., "name": ...}`` (either may be left out)."""
+    fields = raw if isinstance(raw, dict) else {}
+    email, name = fields.get("email", ""), fields.get("name", "")
+    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
+            or not isinstance(name, str) or not (email.strip() or name.strip()) \
+            or (email.strip() and "@" not in email):
+        raise BadRequest('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
+    return email.strip(), " ".join(name.split())
 
 
 # What the header states when rate limits are off: more calls a second than a client makes.
@@ -279,6 +294,20 @@ class AmazonEmulator(Emulator):
 
     def place_order(self, lines: list[tuple[str, int]]) -> str:
         return self.account.place_order(lines, self._now())
+
+    def control_route(self, request: Request) -> Response | None:
+        """``POST /_sandbox/orders`` with a ``"buyer"``; without one the shared route."""
+        body = request.json() if (request.method, request.path.rstrip("/")) == (
+            "POST", "/_sandbox/orders") and request.body.strip() else None
+        if not isinstance(body, dict) or "buyer" not in body:
+            return None
+        lines = body.get("lines")
+        if set(body) - {"lines", "buyer"} or not isinstance(lines, list) or not lines:
+            raise BadRequest('an order takes "lines": [{"sku": "MUG", "quantity": 1}] and '
+                             '"buyer": {"email": "...", "name": "..."}')
+        order = [sku_quantity(line, minimum=1) for line in lines]
+        buyer = _buyer(body["buyer"])
+        return 201, {"order_id": self.account.place_order(order, self._now(), buyer)}, {}
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:
         return self.account.cancel(order_id, self._now())

@@ -130,7 +130,9 @@ class SellerAccount:
 
     # -- orders -----------------------------------------------------------------------------
 
-    def place_order(self, lines: list[tuple[str, int]], now: datetime) -> str:
+    def place_order(self, lines: list[tuple[str, int]], now: datetime,
+                    buyer: tuple[str, str] | None = None) -> str:
+        """``buyer``: (email, name) of the buyer the sandbox names (else a name is drawn)."""
         wanted: dict[str, int] = {}
         for sku, quantity in lines:
             wanted[sku] = wanted.get(sku, 0) + quantity
@@ -157,8 +159,10 @@ class SellerAccount:
         while order_id in self.orders:
             order_id = new_order_id(self.ids)
         start = Version(now, "Pending", (0,) * len(items))
+        email, name = buyer or ("", "")
         self.orders[order_id] = Order(order_id, self.market, found[0][0].afn, now, items,
-                                      [start], buyer=buyer_name(self.seed, order_id))
+                                      [start], buyer=name or buyer_name(self.seed, order_id),
+                                      email=email)
         return order_id
 
     def order(self, order_id: str) -> Order:

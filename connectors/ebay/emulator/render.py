@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from connectors.ebay.emulator.state import Listing, Order, money
 from connectors.ebay.emulator.xmlwire import element, text
 
-__all__ = ["item_xml", "order_xml"]
+__all__ = ["EMAIL_SHOWN", "item_xml", "order_xml"]
+
+# How long after the sale eBay shows the buyer's email to the seller; later "Invalid Request"
+# takes its place. The Trading API leaves the time unspecified ("varies by site"); the
+# Fulfillment API documents 14 days for the same address.
+EMAIL_SHOWN = timedelta(days=14)
+INVALID_EMAIL = "Invalid Request"
+# guessed: the delivery window eBay estimates at checkout, from the order's creation
+DELIVERY_ESTIMATE = (timedelta(days=2), timedelta(days=7))
 
 
-def order_xml(node: ET.Element, order: Order) -> None:
-    """An Order of GetOrders as a seller gets it, without a ShippingAddress or the buyer's
-    email (the emulated buyers have none). A transaction marked shipped has its ShippedTime,
-    and the tracking numbers given for it in ShippingDetails/ShipmentTrackingDetails."""
+def order_xml(node: ET.Element, order: Order, now: datetime) -> None:
+    """An Order of GetOrders as a seller gets it, without a ShippingAddress. Each transaction
+    has its buyer's email (Buyer/Email) when the sandbox named one: for EMAIL_SHOWN after the
+    sale, then "Invalid Request". A transaction marked shipped has its ShippedTime, and the
+    tracking numbers given for it in ShippingDetails/ShipmentTrackingDetails. The order's one
+    package (ShippingServiceSelected/ShippingPackageInfo) has eBay's estimated delivery window
+    and, once delivered, its ActualDeliveryTime."""
     currency = {"currencyID": order.currency}
     text(node, "OrderID", order.order_id)
     text(node, "OrderStatus", order.status)
@@ -33,11 +44,20 @@ def order_xml(node: ET.Element, order: Order) -> None:
     selected = element(node, "ShippingServiceSelected")
     text(selected, "ShippingService", "USPSPriority")
     text(selected, "ShippingServiceCost", money(Decimal(0)), **currency)
+    package = element(selected, "ShippingPackageInfo")
+    text(package, "EstimatedDeliveryTimeMin", order.created + DELIVERY_ESTIMATE[0])
+    text(package, "EstimatedDeliveryTimeMax", order.created + DELIVERY_ESTIMATE[1])
+    if order.delivered is not None:
+        text(package, "ActualDeliveryTime", order.delivered)
     text(node, "Subtotal", money(order.total), **currency)
     text(node, "Total", money(order.total), **currency)
     transactions = element(node, "TransactionArray")
     for line in order.lines:
         tx = element(transactions, "Transaction")
+        if order.buyer_email:
+            buyer = element(tx, "Buyer")
+            shown = now - order.created <= EMAIL_SHOWN
+            text(buyer, "Email", order.buyer_email if shown else INVALID_EMAIL)
         text(tx, "CreatedDate", order.created)
         item = element(tx, "Item")
         text(item, "ItemID", line.item_id)

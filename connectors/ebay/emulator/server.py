@@ -24,12 +24,17 @@ Behaviour copied from eBay (see the eBay section of channels.md in the shared no
 GetSellerList needs a StartTime or EndTime range of at most 120 days; an active listing is
 Good 'Til Cancelled, its EndTime the next 30-day renewal.
 Orders carry what a seller sees of them: BuyerUserID (a made-up user ID, see state.py; no
-ShippingAddress, email or phone), CreatedTime, PaidTime once paid, ShippedTime once shipped,
+ShippingAddress or phone), each transaction's Buyer/Email for a buyer the sandbox named (for 14
+days after the sale, then "Invalid Request", as eBay does), CreatedTime, PaidTime once paid,
+ShippedTime once shipped, the package's ShippingServiceSelected/ShippingPackageInfo with eBay's
+estimated delivery window and, once delivered, its ActualDeliveryTime,
 each line's TransactionPrice, and Subtotal, Total and AmountPaid in the site's currency
 (`currencyID`): the sum of the lines, as no shipping costs or taxes are emulated. A listing's
 `"price"` (a number >= 0) sets its StartPrice; without one it has a price fixed by its SKU.
 Beyond the shared control API: `POST /_sandbox/orders {"lines": [...], "paid": false}` places
-an order awaiting payment, `POST /_sandbox/orders/{id}/pay` pays it, and
+an order awaiting payment (`"buyer": {"email", "name"}` names its buyer: the same email is the
+same user ID), `POST /_sandbox/orders/{id}/pay` pays it,
+`POST /_sandbox/orders/{id}/deliver` delivers an order shipped as a whole, and
 `POST /_sandbox/orders/{id}/cancel-request` is a buyer's cancellation request (OrderStatus
 CancelPending, CancelStatus CancelRequested; the units stay sold until `/cancel`).
 Injected page faults (duplicates, shuffles, stale versions) hit GetOrders pages by time (not
@@ -103,7 +108,8 @@ HTML_503 = (b"<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>
             b"your request. Please try again later.</p>\n</body></html>\n")
 BAD_TOKEN = Fault(INVALID_TOKEN, "Auth token is invalid.",
                   "Validation of the authentication token in API request failed.")
-_ORDER_STEP = re.compile(r"/_sandbox/orders/(?P<id>[^/]+)/(?P<step>pay|cancel-request)")
+_ORDER_STEP = re.compile(
+    r"/_sandbox/orders/(?P<id>[^/]+)/(?P<step>pay|cancel-request|deliver)")
 
 
 def _secret(value: Any) -> str | None:
@@ -120,6 +126,17 @@ def _int(node: ET.Element | None, path: str, default: int, low: int = 1) -> int:
     if not raw.lstrip("-").isdigit() or int(raw) < low:
         raise invalid(f"Input data for tag <{path.split('/')[-1]}> is invalid or missing.")
     return int(raw)
+
+
+def _buyer(raw: Any) -> tuple[str, str]:
+    """(email, name) of a ``"buyer": {"email": ..., "name": ...}`` (either may be left out)."""
+    fields = raw if isinstance(raw, dict) else {}
+    email, name = fields.get("email", ""), fields.get("name", "")
+    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
+            or not isinstance(name, str) or not (email.strip() or name.strip()) \
+            or (email.strip() and "@" not in email):
+        raise BadRequest('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
+    return email.strip(), " ".join(name.split())
 
 
 def _pages(count: int, per_page: int) -> int:
@@ -252,20 +269,21 @@ class EbayEmulator(Emulator):
         step = _ORDER_STEP.fullmatch(path)
         if step is not None:
             order_id, now = step["id"], self._now()
-            done = self.store.pay(order_id, now) if step["step"] == "pay" else \
-                self.store.request_cancel(order_id, now)
-            return 200, {"order_id": order_id, **done}, {}
+            steps = {"pay": self.store.pay, "cancel-request": self.store.request_cancel,
+                     "deliver": self.store.deliver}
+            return 200, {"order_id": order_id, **steps[step["step"]](order_id, now)}, {}
         if path == "/_sandbox/orders":
             body = request.json()
-            if not isinstance(body, dict) or "paid" not in body:
+            if not isinstance(body, dict) or not {"paid", "buyer"} & set(body):
                 return None  # the shared route places it, paid
-            lines, paid = body.get("lines"), body["paid"]
+            lines, paid = body.get("lines"), body.get("paid", True)
             if not isinstance(lines, list) or not lines or not isinstance(paid, bool):
                 raise BadRequest('an order needs "lines": [{"sku": "MUG", "quantity": 1}] and '
                                  '"paid" is true or false')
             wanted = [sku_quantity(line, minimum=1) for line in lines]
-            return 201, {"order_id": self.store.place_order(wanted, self._now(),
-                                                            paid=paid).order_id}, {}
+            buyer = _buyer(body["buyer"]) if "buyer" in body else None
+            return 201, {"order_id": self.store.place_order(wanted, self._now(), paid=paid,
+                                                            buyer=buyer).order_id}, {}
         return None
 
     # -- GetOrders ---------------------------------------------------------------------------
@@ -303,7 +321,7 @@ class EbayEmulator(Emulator):
                                  previous=earlier)
         orders = element(body, "OrderArray")
         for order in chunk:
-            order_xml(element(orders, "Order"), order)
+            order_xml(element(orders, "Order"), order, now)
         text(body, "OrdersPerPage", per_page)
         text(body, "PageNumber", page)
         text(body, "ReturnedOrderCountActual", len(chunk))
@@ -311,6 +329,7 @@ class EbayEmulator(Emulator):
 
     def _orders_by_id(self, root: ET.Element, ids: list[str]) -> Response:
         """GetOrders by OrderIDArray: those orders as they are, whatever their time."""
+        now = self._now()
         role = child_text(root, "OrderRole") or "Seller"
         found = [] if role == "Buyer" else [self.store.orders[order_id] for order_id in
                                             dict.fromkeys(ids) if order_id in self.store.orders]
@@ -319,7 +338,7 @@ class EbayEmulator(Emulator):
         chunk = _paginate(body, found, 1, per_page, "HasMoreOrders")
         orders = element(body, "OrderArray")
         for order in chunk:
-            order_xml(element(orders, "Order"), order)
+            order_xml(element(orders, "Order"), order, now)
         text(body, "OrdersPerPage", per_page)
         text(body, "PageNumber", 1)
         text(body, "ReturnedOrderCountActual", len(chunk))

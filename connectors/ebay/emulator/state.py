@@ -15,7 +15,14 @@ Prices: each listing (each variation of a multi-variation one) has a price, give
 of its purchase. No shipping costs, taxes or discounts: an order's total is the sum of its
 lines. Each order has a buyer, an eBay user ID drawn from a small fixed list by the
 emulator's seed and the order's number (never from the fault plan's random draws, so faults
-replay the same). Emulated buyers have no address, email or phone, and none is served.
+replay the same). A buyer given to ``POST /_sandbox/orders`` (``{"email", "name"}``) has an
+email and a user ID made from the name (else drawn), fixed for that email by the first order
+(``buyer_user_id_for``): the same buyer again is the same user. Emulated buyers have no
+address or phone, and none is served.
+
+An order shipped as a whole can be delivered (``deliver``): its package gets an
+``ActualDeliveryTime``, and the order counts as changed then (guessed: eBay records the
+carrier's delivery scan on the order).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Any
 from channelsync.sandbox.emulator import BadRequest, Conflict, NotFound
 
 __all__ = ["GTC_CYCLE", "Line", "Listing", "Order", "Store", "Tracking", "Variation",
-           "buyer_user_id", "default_price", "earlier", "money"]
+           "buyer_user_id", "buyer_user_id_for", "default_price", "earlier", "money"]
 
 GTC_CYCLE = timedelta(days=30)
 BUYER_NAMES = ("ada", "bruno", "chiara", "dmitri", "elif", "femi", "greta", "hiroshi", "ines",
@@ -43,6 +50,15 @@ def buyer_user_id(seed: int | None, number: int) -> str:
     """An eBay user ID for an order's buyer: the same for the same seed and order number."""
     draw = random.Random(f"ebay-buyer/{seed}/{number}")
     return f"{draw.choice(BUYER_NAMES)}.{draw.choice(BUYER_WORDS)}{draw.randrange(10, 1000)}"
+
+
+def buyer_user_id_for(seed: str, name: str) -> str:
+    """A user ID for a buyer the sandbox names: their name's words (else words drawn by
+    ``seed``, their email), and a number drawn by ``seed``."""
+    draw = random.Random(f"ebay-buyer/{seed.lower()}")
+    words = ["".join(c for c in w.lower() if c.isascii() and c.isalnum()) for w in name.split()]
+    words = [w for w in words if w] or [draw.choice(BUYER_NAMES), draw.choice(BUYER_WORDS)]
+    return f"{'.'.join(words)}{draw.randrange(10, 1000)}"
 
 
 def default_price(sku: str) -> Decimal:
@@ -154,7 +170,10 @@ class Order:
     paid: datetime | None = None
     shipped: datetime | None = None  # the order's ShippedTime: the whole order was shipped
     buyer: str = ""  # BuyerUserID
+    buyer_email: str = ""  # Transaction.Buyer.Email, when the sandbox named the buyer
+    buyer_name: str = ""  # as the sandbox named the buyer (eBay serves it with the address)
     currency: str = "USD"
+    delivered: datetime | None = None  # ShippingPackageInfo.ActualDeliveryTime
     # OrderLineItemID -> when that line was marked shipped (a transaction's ShippedTime)
     line_shipped: dict[str, datetime] = field(default_factory=dict)
     tracking: list[Tracking] = field(default_factory=list)  # in the order they were given
@@ -184,7 +203,9 @@ class Order:
                   "cancelled": x.quantity if cancelled else 0, "restocked": 0}
                  for x in self.lines]
         return {"order_id": self.order_id, "status": self.status, "lines": lines,
-                "shipments": self.shipment_rows(), "buyer": None}
+                "shipments": self.shipment_rows(),
+                "buyer": {"name": self.buyer_name or None, "email": self.buyer_email or None,
+                          "id": self.buyer}}
 
     def shipment_rows(self) -> list[dict[str, Any]]:
         """One package per tracking number (carrier and number), with the lines it is on."""
@@ -213,6 +234,7 @@ class Store:
         self._next_item = 110000000001
         self._next_order = 1
         self._next_transaction = 2000000000001
+        self._users: dict[str, str] = {}  # a named buyer's email (lower case) -> user ID
 
     def find_sku(self, sku: str) -> tuple[Listing, Variation | None] | None:
         for listing in self.listings.values():
@@ -278,9 +300,10 @@ class Store:
         return sorted(out, key=lambda row: row["sku"])
 
     def place_order(self, lines: list[tuple[str, int]], now: datetime,
-                    paid: bool = True) -> Order:
+                    paid: bool = True, buyer: tuple[str, str] | None = None) -> Order:
         """All lines or none; `paid`: the buyer paid at once (eBay's immediate payment),
-        else the order waits for payment (Active, checkout Incomplete, no PaidTime)."""
+        else the order waits for payment (Active, checkout Incomplete, no PaidTime).
+        `buyer`: (email, name) of the buyer the sandbox names."""
         wanted: dict[str, int] = {}
         for sku, quantity in lines:
             wanted[sku] = wanted.get(sku, 0) + quantity
@@ -308,10 +331,22 @@ class Store:
         number = self._next_order
         self._next_order += 1
         order_id = f"{10 + number % 90:02d}-{14000 + number:05d}-{number * 7919 % 100000:05d}"
+        email, name = buyer or ("", "")
+        user = buyer_user_id(self.seed, number) if buyer is None else self._user(email, name)
         order = Order(order_id, order_lines, now, now, paid=now if paid else None,
-                      buyer=buyer_user_id(self.seed, number), currency=self.currency)
+                      buyer=user, buyer_email=email, buyer_name=name, currency=self.currency)
         self.orders[order_id] = order
         return order
+
+    def _user(self, email: str, name: str) -> str:
+        """The user ID of a buyer the sandbox names: the one their email (else name) had."""
+        key = (email or name).lower()
+        if key not in self._users:
+            taken, seed = set(self._users.values()), email or name
+            while (user := buyer_user_id_for(seed, name)) in taken:
+                seed += "+"  # another buyer has it: draw again
+            self._users[key] = user
+        return self._users[key]
 
     def order(self, order_id: str) -> Order:
         order = self.orders.get(order_id)
@@ -365,6 +400,16 @@ class Store:
             order.keep_previous()
             order.shipped, order.status, order.modified = now, "Completed", now
         return {"status": order.status}
+
+    def deliver(self, order_id: str, now: datetime) -> dict[str, Any]:
+        """The carrier delivered the order's package (once: later calls change nothing)."""
+        order = self.order(order_id)
+        if order.shipped is None:
+            raise Conflict(f"order {order_id} has not shipped as a whole; nothing to deliver")
+        if order.delivered is None:
+            order.keep_previous()
+            order.delivered = order.modified = max(now, order.shipped)
+        return {"status": order.status, "delivered": True}
 
     def mark_shipped(self, order: Order, lines: list[Line], tracking: list[tuple[str, str]],
                      when: datetime, now: datetime, *, whole: bool) -> None:

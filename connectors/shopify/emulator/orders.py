@@ -20,7 +20,14 @@ lists it.
 
 Each order has a customer, a first and last name drawn from a small fixed list by the
 emulator's seed and the order's number (never from the fault plan's random draws); one
-customer per name, as a returning buyer is. Customers have no address, email or phone here.
+customer per name, as a returning buyer is. A buyer the sandbox names (``{"email", "name"}``)
+is the shop's customer with that email (matched without regard to case, as Shopify does),
+made by their first order with the name given (else drawn); the order keeps the email as its
+``email``. Customers have no address or phone here.
+A fulfilment is FULFILLED (its ``displayStatus``; guessed: a merchant's fulfilment no carrier
+reports on yet) until ``deliver`` marks every one of the order's fulfilments not delivered yet
+DELIVERED with a ``deliveredAt``; the order counts as changed then (guessed: Shopify moves an
+order's ``updatedAt`` when a fulfilment's delivery is recorded).
 Each line keeps its variant's price when placed; the order's total (`totalPriceSet`) is the
 sum of the lines as ordered, in the shop's currency (no tax, shipping or discounts, and
 guessed: edits and refunds leave it, as "before returns" says).
@@ -61,6 +68,7 @@ class Customer:
     id: int
     first_name: str
     last_name: str
+    email: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -129,6 +137,11 @@ class Fulfillment:
     number: str | None = None
     notify_customer: bool = False
     status: str = "SUCCESS"
+    delivered: datetime | None = None  # deliveredAt
+
+    @property
+    def display_status(self) -> str:
+        return "DELIVERED" if self.delivered is not None else "FULFILLED"
 
     def row(self) -> dict[str, Any]:
         return {"carrier": self.company or "", "tracking": self.number or "",
@@ -149,6 +162,7 @@ class Order:
     cancel_reason: str | None = None
     processed_at: datetime | None = None  # set when placed: an order imported from elsewhere
     customer: Customer | None = None
+    email: str | None = None  # the order's email: the buyer's, when the sandbox named one
     currency: str = "EUR"
     fulfillment_order_id: int = 0
     fulfillments: list[Fulfillment] = field(default_factory=list)  # oldest first
@@ -162,7 +176,8 @@ class Order:
         refunds = [replace(r, lines=[replace(x, line=lines[id(x.line)]) for x in r.lines])
                    for r in self.refunds]
         self.previous = replace(self, lines=list(lines.values()), refunds=refunds,
-                                fulfillments=list(self.fulfillments), previous=None)
+                                fulfillments=[replace(f) for f in self.fulfillments],
+                                previous=None)
 
     @property
     def processed(self) -> datetime:
@@ -211,8 +226,15 @@ class Order:
         return {"order_id": str(self.id),
                 "status": "CANCELLED" if cancelled else self.fulfillment_status,
                 "financial_status": self.financial, "test": self.test,
-                "shipments": [f.row() for f in self.fulfillments], "buyer": None,
+                "shipments": [f.row() for f in self.fulfillments], "buyer": self.buyer_row(),
                 "lines": [x.row(returned.get(x.id, 0), cancelled) for x in self.lines]}
+
+    def buyer_row(self) -> dict[str, Any] | None:
+        """The customer as ``GET /_sandbox/orders`` shows it (None: a guest, or none)."""
+        if self.customer is None:
+            return None
+        return {"name": self.customer.display_name, "email": self.email,
+                "id": str(self.customer.id)}
 
     def summary(self) -> dict[str, Any]:
         return {"id": gid("Order", self.id), "name": f"#{self.number}",
@@ -228,6 +250,7 @@ class OrderBook:
         self.orders: dict[int, Order] = {}
         self.seed, self.currency = seed, currency
         self._customers: dict[tuple[str, str], Customer] = {}
+        self._by_email: dict[str, Customer] = {}  # lower-case email -> customer
         self._number = 1000
 
     def get(self, order_id: Any) -> Order:
@@ -238,7 +261,9 @@ class OrderBook:
         return order
 
     def place(self, lines: list[tuple[str, int]], now: datetime, *, test: bool = False,
-              financial: str = "PAID", processed: datetime | None = None) -> Order:
+              financial: str = "PAID", processed: datetime | None = None,
+              buyer: tuple[str, str] | None = None) -> Order:
+        """``buyer``: (email, name) of the buyer the sandbox names (either may be empty)."""
         if financial not in FINANCIAL_STATUSES:
             raise BadRequest(f'"financial_status" must be one of {", ".join(FINANCIAL_STATUSES)}')
         if processed is not None and processed > now:  # guessed: Shopify refuses the future
@@ -257,9 +282,10 @@ class OrderBook:
                                f"{have} available, {quantity} asked")
         moment = self.store.tick(now)
         self._number += 1
+        email, name = buyer or ("", "")
         order = Order(self.store.next_id(), self._number, moment, moment, test, financial, [],
-                      processed_at=processed, customer=self._customer(self._number),
-                      currency=self.currency)
+                      processed_at=processed, customer=self._customer(self._number, email, name),
+                      email=email or None, currency=self.currency)
         for sku, quantity in wanted.items():
             listing = self.store.by_sku[sku]
             order.lines.append(Line(self.store.next_id(), listing, quantity,
@@ -274,8 +300,13 @@ class OrderBook:
     def with_fulfillment_order(self, number: int) -> Order | None:
         return next((o for o in self.orders.values() if o.fulfillment_order_id == number), None)
 
-    def _customer(self, number: int) -> Customer:
-        name = buyer_name(self.seed, number)
+    def _customer(self, number: int, email: str = "", full_name: str = "") -> Customer:
+        first, _, last = full_name.strip().partition(" ")
+        name = (first, last.strip()) if first else buyer_name(self.seed, number)
+        if email:
+            if email.lower() not in self._by_email:
+                self._by_email[email.lower()] = Customer(self.store.next_id(), *name, email)
+            return self._by_email[email.lower()]
         if name not in self._customers:
             self._customers[name] = Customer(self.store.next_id(), *name)
         return self._customers[name]
@@ -324,6 +355,19 @@ class OrderBook:
         order.fulfillments.append(fulfillment)
         order.updated = moment
         return fulfillment
+
+    def deliver(self, order: Order, now: datetime) -> dict[str, Any]:
+        """The carrier delivered every fulfilment of the order not delivered yet."""
+        waiting = [f for f in order.fulfillments if f.delivered is None]
+        if not waiting:
+            raise Conflict(f"order {order.id} has no fulfilment waiting for delivery")
+        order.keep_previous()
+        moment = self.store.tick(now)
+        for fulfillment in order.fulfillments:
+            if fulfillment.delivered is None:
+                fulfillment.delivered = moment
+        order.updated = moment
+        return order.summary()
 
     def refund(self, order: Order, wanted: list[tuple[str, int, str]], now: datetime
                ) -> dict[str, Any]:

@@ -47,6 +47,7 @@ __all__ = ["Context", "PageFaults", "shopify_schema"]
 SCHEMA = Path(__file__).parents[1] / "schema.graphql"  # shared with the connector's tests
 SHOP_NAME, SHOP_DOMAIN = "channelsync sandbox", "channelsync-sandbox.myshopify.com"
 ACCESS_SCOPES = "https://shopify.dev/api/usage/access-scopes"
+PROTECTED_DATA = "https://shopify.dev/docs/apps/launch/protected-customer-data"
 View = dict[str, Any]
 Served = tuple[Order, str]  # an order on a page and its cursor
 # (a page's rows, the row as it was before its latest change) -> the rows as served
@@ -162,6 +163,14 @@ def order_view(order: Order) -> View:
                                       "requiredAccess": "`read_customers` access scope."})
         return customer_view(order.customer) if order.customer is not None else None
 
+    def email(info: GraphQLResolveInfo) -> str | None:
+        if not _ctx(info).read_customers:  # guessed: the message of a protected field denied
+            raise GraphQLError(
+                "This app is not approved to access the email field of the Order object. See "
+                f"{PROTECTED_DATA} for more details.",
+                extensions={"code": "ACCESS_DENIED", "documentation": PROTECTED_DATA})
+        return order.email
+
     def fulfillments(info: GraphQLResolveInfo, first: int | None = None) -> list[View]:
         return [fulfillment_view(f) for f in order.fulfillments[:first]]
 
@@ -179,16 +188,19 @@ def order_view(order: Order) -> View:
             "closed": order.cancelled is not None,  # guessed: only cancelled orders are closed
             "test": order.test, "displayFinancialStatus": order.financial,
             "displayFulfillmentStatus": order.fulfillment_status, "lineItems": line_items,
-            "refunds": refunds, "customer": customer, "fulfillments": fulfillments,
+            "refunds": refunds, "customer": customer, "email": email,
+            "fulfillments": fulfillments,
             "fulfillmentOrders": fulfillment_orders,
             # a one-currency shop: the buyer saw the shop's prices
             "totalPriceSet": {"shopMoney": money, "presentmentMoney": dict(money)}}
 
 
 def customer_view(customer: Customer) -> View:
+    address = {"emailAddress": customer.email} if customer.email else None
     return {"__typename": "Customer", "id": gid("Customer", customer.id),
             "firstName": customer.first_name, "lastName": customer.last_name,
-            "displayName": customer.display_name}
+            "displayName": customer.display_name, "defaultEmailAddress": address,
+            "email": customer.email}
 
 
 def line_view(line: Line) -> View:
@@ -221,7 +233,8 @@ def fulfillment_view(fulfillment: Fulfillment) -> View:
         fulfillment.company or fulfillment.number) else []
     return {"__typename": "Fulfillment", "id": gid("Fulfillment", fulfillment.id),
             "name": fulfillment.name, "createdAt": stamp(fulfillment.created),
-            "status": fulfillment.status,
+            "deliveredAt": stamp(fulfillment.delivered),
+            "displayStatus": fulfillment.display_status, "status": fulfillment.status,
             "totalQuantity": sum(n for _, n in fulfillment.lines),
             "trackingInfo": lambda info, first=None: tracking[:first]}
 

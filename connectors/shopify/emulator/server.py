@@ -19,17 +19,23 @@ Shopify (see the Shopify section of channels.md in the shared notes):
   cursors, so an order changing between two pages never hides another; without a sortKey
   orders come by processedAt, locations by name;
 - `locations` lists active locations only, unless `includeInactive: true`;
-- an order's `customer` (first and last name from a fixed list, seeded) needs the token's
-  `read_customers` scope: without it (`read_customers=False`) it is null with an
-  ACCESS_DENIED error; `totalPriceSet` is the sum of the lines at their variants' prices, in
-  the shop's `currency`; `processedAt` is when it was placed (or the `processed_at` given).
+- an order's `customer` (first and last name from a fixed list, seeded; or the buyer the
+  sandbox named, one customer per email) needs the token's `read_customers` scope: without it
+  (`read_customers=False`) it is null with an ACCESS_DENIED error, and so is the order's
+  `email` (on Shopify that one needs the app's approval for protected customer data instead:
+  the one switch stands for "no access to customer data"); a fulfilment's `displayStatus` is
+  FULFILLED, then DELIVERED with its `deliveredAt`; `totalPriceSet` is the sum of the lines
+  at their variants' prices, in the shop's `currency`; `processedAt` is when it was placed
+  (or the `processed_at` given).
 Injected page faults (duplicates, shuffles, stale versions) hit pages of `orders` only; a
 page keeps its real `endCursor`. A lost answer is only ever an `inventorySetQuantities` or a
 `fulfillmentCreate` one. `GET /_sandbox/orders` lists an order's fulfilments as its shipments
 (carrier and tracking empty for the sandbox's own ship, which is a fulfilment too).
 Extra control routes: `POST /_sandbox/orders` also takes `"test": true`,
-`"financial_status": "PENDING"` and `"processed_at"` (an earlier time: an imported order);
-`POST /_sandbox/orders/{id}/ship` an optional `{"lines": [{"sku", "quantity"}]}`;
+`"financial_status": "PENDING"`, `"processed_at"` (an earlier time: an imported order) and
+`"buyer": {"email", "name"}`; `POST /_sandbox/orders/{id}/ship` an optional
+`{"lines": [{"sku", "quantity"}]}`; `POST /_sandbox/orders/{id}/deliver` delivers its
+fulfilments (the order's `updatedAt` moves; `orders/updated` is sent);
 `POST /_sandbox/orders/{id}/refund` `{"lines": [{"sku", "quantity", "restock_type"}]}` and
 `/edit` `{"sku", "quantity"}`. `POST /_sandbox/locations` `{"name", "active",
 "fulfills_online_orders", "ships_inventory", "fulfillment_service"}` adds a location or changes
@@ -78,7 +84,8 @@ CALL_LIMIT = {"errors": "Exceeded 2 calls per second for api client. Reduce requ
 BAD_GATEWAY = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>"
                b"<h1>502 Bad Gateway</h1><p>There was an error processing your request.</p>"
                b"</body></html>\n")  # guessed: the page Shopify's edge serves
-_ORDER_ACTION = re.compile(r"/_sandbox/orders/(?P<id>[^/]+)/(?P<action>ship|refund|edit)")
+_ORDER_ACTION = re.compile(
+    r"/_sandbox/orders/(?P<id>[^/]+)/(?P<action>ship|refund|edit|deliver)")
 
 
 class ShopifyEmulator(Emulator):
@@ -196,11 +203,13 @@ class ShopifyEmulator(Emulator):
             self.store.delete_listing(sku)
 
     def place_order(self, lines: list[tuple[str, int]], *, test: bool = False,
-                    financial_status: str = "PAID", processed_at: datetime | None = None) -> str:
+                    financial_status: str = "PAID", processed_at: datetime | None = None,
+                    buyer: tuple[str, str] | None = None) -> str:
+        """``buyer``: (email, name) of the buyer the sandbox names."""
         with self.lock:
             order_id = str(self.book.place(lines, self._now(), test=test,
                                            financial=financial_status,
-                                           processed=processed_at).id)
+                                           processed=processed_at, buyer=buyer).id)
             self.notify("orders/create", order_id)
             return order_id
 
@@ -231,6 +240,13 @@ class ShopifyEmulator(Emulator):
             done = self.book.ship(order, lines, self._now())
             self._changed("orders/fulfilled" if order.fulfillment_status == "FULFILLED"
                           else "orders/partially_fulfilled", order_id)
+            return done
+
+    def deliver_order(self, order_id: str) -> dict[str, Any]:
+        """The carrier delivered the order's fulfilments."""
+        with self.lock:
+            done = self.book.deliver(self.book.get(order_id), self._now())
+            self.notify("orders/updated", order_id)
             return done
 
     def refund_order(self, order_id: str, lines: list[tuple[str, int, str]]) -> dict[str, Any]:
@@ -273,21 +289,24 @@ class ShopifyEmulator(Emulator):
         elif kind == "refund":
             refund = [(*sku_quantity(x, 1), str(x.get("restock_type"))) for x in _lines(body)]
             done = self.refund_order(order_id, refund)
+        elif kind == "deliver":
+            done = self.deliver_order(order_id)
         else:
             done = self.edit_order(order_id, *sku_quantity(body, 0))
         return 200, {"order_id": order_id, **done}, {}
 
     def _new_order(self, body: Any) -> Response:
         lines = [sku_quantity(x, 1) for x in _lines(body)]
-        test, status, processed = _fields(body, test=False, financial_status="PAID",
-                                          processed_at=None)
+        test, status, processed, buyer = _fields(body, test=False, financial_status="PAID",
+                                                 processed_at=None, buyer=None)
         if not isinstance(test, bool) or not isinstance(status, str):
             raise BadRequest('"test" must be true or false, "financial_status" a string')
         moment = parse_utc(processed)
         if processed is not None and moment is None:
             raise BadRequest('"processed_at" must be an ISO 8601 time')
         order_id = self.place_order(lines, test=test, financial_status=status,
-                                    processed_at=moment)
+                                    processed_at=moment,
+                                    buyer=None if buyer is None else _buyer(buyer))
         return 201, {"order_id": order_id}, {}
 
     def _locations_route(self, request: Request) -> Response | None:
@@ -316,6 +335,17 @@ def _fields(body: Any, **defaults: Any) -> list[Any]:
         raise BadRequest(f"unknown fields {sorted(unknown)}; expected lines, "
                          f"{', '.join(defaults)}")
     return [body.get(name, default) for name, default in defaults.items()]
+
+
+def _buyer(raw: Any) -> tuple[str, str]:
+    """(email, name) of a ``"buyer": {"email": ..., "name": ...}`` (either may be left out)."""
+    fields = raw if isinstance(raw, dict) else {}
+    email, name = fields.get("email", ""), fields.get("name", "")
+    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
+            or not isinstance(name, str) or not (email.strip() or name.strip()) \
+            or (email.strip() and "@" not in email):
+        raise BadRequest('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
+    return email.strip(), " ".join(name.split())
 
 
 def _merge(pairs: Any) -> dict[str, int]:

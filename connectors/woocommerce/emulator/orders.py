@@ -24,7 +24,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["LineItem", "Note", "Order", "buyer_name", "earlier", "money", "shipment_in"]
+__all__ = ["LineItem", "Note", "Order", "buyer_name", "earlier", "money", "sandbox_buyer",
+           "shipment_in"]
 
 FIRST_NAMES = ("Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiroshi", "Ines",
                "Jonas", "Kaja", "Luis")
@@ -42,6 +43,20 @@ def buyer_name(seed: int | None, order_id: int) -> tuple[str, str]:
     """(first name, last name) of an order's buyer: the same for the same seed and order."""
     draw = random.Random(f"woocommerce-buyer/{seed}/{order_id}")
     return draw.choice(FIRST_NAMES), draw.choice(LAST_NAMES)
+
+
+def sandbox_buyer(raw: Any) -> tuple[str, str, str]:
+    """(email, first name, last name) of a ``"buyer"`` given to ``POST /_sandbox/orders``:
+    ``{"email": "...", "name": "..."}``, either may be left out (empty). ValueError when
+    it is not such an object."""
+    fields = raw if isinstance(raw, dict) else {}
+    email, name = fields.get("email", ""), fields.get("name", "")
+    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
+            or not isinstance(name, str) or not (email.strip() or name.strip()) \
+            or (email.strip() and "@" not in email):
+        raise ValueError('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
+    first, _, last = name.strip().partition(" ")
+    return email.strip(), first, last.strip()
 
 
 def money(amount: Decimal) -> str:
@@ -98,6 +113,7 @@ class Order:
     completed: datetime | None = None
     paid: datetime | None = None  # date_paid: set when it first became processing or completed
     buyer: tuple[str, str] = ("", "")  # billing first and last name
+    email: str = ""  # billing email: the guest's, when the sandbox gave one
     currency: str = "EUR"
     notes: list[Note] = field(default_factory=list)  # a note never changes the order
     # as it was before its latest status change, for a page that shows it stale
@@ -128,8 +144,10 @@ class Order:
                   "cancelled": i.quantity if cancelled else 0, "restocked": 0}
                  for i in self.line_items]
         shipments = [s for s in (shipment_in(n.note) for n in self.notes) if s is not None]
+        buyer = {"name": " ".join(n for n in self.buyer if n), "email": self.email or None,
+                 "id": None}  # a guest: customer_id 0
         return {"order_id": str(self.id), "status": self.status, "lines": lines,
-                "shipments": shipments, "buyer": None}
+                "shipments": shipments, "buyer": buyer}
 
 
 def earlier(order: Order) -> Order | None:

@@ -17,11 +17,13 @@ Orders carry what a client shows of them: the store's currency, a total that is 
 line totals (each line at its product's price when placed; no tax, shipping or discounts), a
 `date_paid_gmt` from the first time the order became processing or completed (WooCommerce's
 paid statuses; it stays through a later cancellation or refund) and a billing first and last
-name (orders.buyer_name; address, email and phone fields are there, empty). A listing's
-`"price"` (a decimal >= 0) sets its product's price; without one a product has a fixed price
-derived from its SKU. `POST /_sandbox/orders` also takes `"status"`: "processing" (the
-default: paid at once), "on-hold" (awaiting a bank transfer: stock reduced, not paid) or
-"pending" (awaiting payment: stock not reduced); `PUT /orders/{id}` moves it on.
+name (orders.buyer_name; address and phone fields are there, empty), `customer_id` 0 (a
+guest). A listing's `"price"` (a decimal >= 0) sets its product's price; without one a product
+has a fixed price derived from its SKU. `POST /_sandbox/orders` also takes `"status"`:
+"processing" (the default: paid at once), "on-hold" (awaiting a bank transfer: stock reduced,
+not paid) or "pending" (awaiting payment: stock not reduced), and `"buyer": {"email", "name"}`
+(billing email, first and last name); `PUT /orders/{id}` moves it on. WooCommerce core has no
+delivery status: there is no `/deliver`.
 Injected page faults (duplicates, shuffles, stale versions) hit pages of orders only, and leave
 X-WP-Total and the Link header true; a lost answer is only ever that of a product, variation
 or order write (an order note is one). `GET /_sandbox/orders` lists every order as the store
@@ -65,6 +67,7 @@ from connectors.woocommerce.emulator.orders import (
     buyer_name,
     earlier,
     money,
+    sandbox_buyer,
 )
 
 __all__ = ["WooCommerceEmulator"]
@@ -274,20 +277,27 @@ class WooCommerceEmulator(Emulator):
         return rows
 
     def control_route(self, request: Request) -> Response | None:
-        """``POST /_sandbox/orders`` with a ``"status"``; without one the shared route."""
+        """``POST /_sandbox/orders`` with a ``"status"`` or a ``"buyer"``; without either
+        the shared route."""
         body = request.json() if request.method == "POST" and request.path.rstrip(
             "/") == "/_sandbox/orders" and request.body.strip() else None
-        if not isinstance(body, dict) or "status" not in body:
+        if not isinstance(body, dict) or not {"status", "buyer"} & set(body):
             return None
-        lines, status = body.get("lines"), body["status"]
-        if set(body) - {"lines", "status"} or not isinstance(lines, list) or not lines or \
-                status not in PLACED_STATUSES:
-            raise BadRequest(f'an order takes "lines": [{{"sku": "MUG", "quantity": 1}}] and '
-                             f'"status": one of {", ".join(PLACED_STATUSES)}')
+        lines, status = body.get("lines"), body.get("status", "processing")
+        if set(body) - {"lines", "status", "buyer"} or not isinstance(lines, list) or \
+                not lines or status not in PLACED_STATUSES:
+            raise BadRequest(f'an order takes "lines": [{{"sku": "MUG", "quantity": 1}}], '
+                             f'"status": one of {", ".join(PLACED_STATUSES)}, and "buyer"')
+        try:
+            buyer = sandbox_buyer(body["buyer"]) if "buyer" in body else None
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
         order = [sku_quantity(line, minimum=1) for line in lines]
-        return 201, {"order_id": self.place_order(order, status=status)}, {}
+        return 201, {"order_id": self.place_order(order, status=status, buyer=buyer)}, {}
 
-    def place_order(self, lines: list[tuple[str, int]], status: str = "processing") -> str:
+    def place_order(self, lines: list[tuple[str, int]], status: str = "processing",
+                    buyer: tuple[str, str, str] | None = None) -> str:
+        """``buyer``: (email, first name, last name); without a name, one is drawn."""
         wanted: dict[str, int] = {}
         for sku, quantity in lines:
             wanted[sku] = wanted.get(sku, 0) + quantity
@@ -308,8 +318,9 @@ class WooCommerceEmulator(Emulator):
             item.id, self._next_item = self._next_item, self._next_item + 1
         now = self._tick()
         number = self._post_id()
-        order = Order(number, "pending", now, now, items, buyer=buyer_name(self._seed, number),
-                      currency=self.currency)
+        email, *names = buyer or ("", "", "")
+        order = Order(number, "pending", now, now, items, currency=self.currency, email=email,
+                      buyer=(names[0], names[1]) if any(names) else buyer_name(self._seed, number))
         self._orders[order.id] = order
         self._set_status(order, status)  # processing: the payment went through
         order.previous = None  # placing it is one change: no page shows it pending
@@ -400,10 +411,10 @@ class WooCommerceEmulator(Emulator):
                   "total_tax": "0.00", "taxes": [], "meta_data": [], "sku": i.sku,
                   "price": float(i.price)} for i in o.line_items]
         first, last = o.buyer
-        # a guest checkout's buyer: names only, the address, email and phone left empty
+        # a guest checkout's buyer: names and email only, the address and phone left empty
         billing = {"first_name": first, "last_name": last, "company": "", "address_1": "",
                    "address_2": "", "city": "", "state": "", "postcode": "", "country": "",
-                   "email": "", "phone": ""}
+                   "email": o.email, "phone": ""}
         shipping = {k: v for k, v in billing.items() if k != "email"}
         return {"id": o.id, "parent_id": 0, "number": str(o.id), "order_key": f"wc_order_{o.id}",
                 "created_via": "checkout", "status": o.status, "currency": o.currency,
