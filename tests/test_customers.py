@@ -363,3 +363,17 @@ def test_orders_shipped_and_not_in_one_page_are_recorded_together(engine: Engine
     cycle(sync, clock)  # one page: one without times, one with both
     stages = {r["order_id"]: (r["stage"], r["delivered_source"]) for r in rows(engine, order_t)}
     assert stages == {waiting: ("paid", ""), gone: ("delivered", "channel")}
+
+
+def test_a_tier_alert_names_the_tier_and_the_order(engine: Engine) -> None:
+    from channelsync.service.alerts import alert_message
+
+    clock = Clock()
+    sync = start(engine, clock)
+    crossing = fakes.CHANNELS["a"].sell(("MUG", 1), email=EMAIL, total="60.00", buyer="Jane")
+    cycle(sync, clock)
+    (row,) = tier_alerts(engine)
+    title, body = alert_message(row)
+    assert title == f"channelsync: silver tier reached with order a:{crossing}"
+    assert body.startswith(f"Jane reached the silver tier with order {crossing} on a: 1 order,")
+    assert "@" not in title + body

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from channelsync.cli.common import (
     EXIT_USAGE,
@@ -48,8 +49,9 @@ def config_check(
                       "users": [{"name": u.name, "role": u.role} for u in web.users]}})
         return
     for warning in config.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning} (needed when channelsync runs)",
-                  markup=True)
+        unset = "environment variable" in warning and "is not set" in warning
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}"
+                  + (" (needed when channelsync runs)" if unset else ""), markup=True)
     names = ", ".join(f"{c.name} ({c.type})" for c in config.channels) or "no channels"
     out.print(f"{target}: OK - {names}", markup=False)
     if web.listen:

@@ -1,6 +1,7 @@
 """The follow-ups table: one row per (rule, order), written before the message is sent, so
-a crash between the two cannot send it twice (a row found ``sending`` after a restart is
-not sent again without the seller's say: see ``channelsync.followups``)."""
+that the unique key, not a check, decides that an order gets a rule's follow-up once. A row
+found ``sending`` after a crash is sent then (``channelsync.followups.run`` says exactly
+how often each destination can get it)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ class Followup(SQLModel, table=True):
     channel: str = Field(max_length=200)
     order_id: str = Field(max_length=200)
     due_at: datetime | None = _ts()
-    state: str = "sending"  # sending | sent | failed | skipped
+    state: str = "sending"  # sending (or waiting to retry) | sent | failed | skipped
     attempts: int = 0
-    next_attempt_at: datetime | None = _ts()
+    next_attempt_at: datetime | None = _ts()  # a retry's time, or the sender's lease
     recorded_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
     last_error: str = ""

@@ -4,7 +4,10 @@ Kinds: ``oversell`` (reservations exceed stock on hand), ``unknown_sku`` (an ord
 for a SKU the ledger does not know), ``push_failed`` (a push that keeps failing or
 was refused), ``drift`` (a channel shows something we did not push), ``bad_record``
 (a channel record that could not be understood; its raw form is kept), ``loyalty_tier``
-(not a fault: a buyer reached a loyalty tier with an order, the seller's moment to act).
+(not a fault: a buyer reached a loyalty tier with an order, the seller's moment to act),
+``followup_failed`` (subject: a ``[[followup]]`` rule's name: follow-ups of that rule that
+could not be sent after their retries, or whose template failed; one conflict per rule,
+refreshed by each new failure, resolved once none is failed: ``channelsync.followups.run``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from sqlalchemy.engine import Connection
 from channelsync.ledger.schema import conflict_t
 
 KINDS = ("oversell", "unknown_sku", "push_failed", "drift", "bad_record", "revision_budget",
-         "listing_problem", "loyalty_tier")  # and the alerts' channel_down and low_stock
+         "listing_problem", "loyalty_tier",
+         "followup_failed")  # and the alerts' channel_down and low_stock
 
 
 @dataclass(frozen=True)

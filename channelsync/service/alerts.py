@@ -64,7 +64,8 @@ _TAG = "channelsync-dest-"
 _HOST = re.compile(r"^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|\[[0-9A-Fa-f:.]+\])$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 _LABELS = {"unknown_sku": "unknown SKU", "push_failed": "push failed", "bad_record": "bad record",
-           CHANNEL_DOWN: "channel down", LOW_STOCK: "low stock"}
+           CHANNEL_DOWN: "channel down", LOW_STOCK: "low stock",
+           "followup_failed": "follow-up failed"}
 
 
 # -- destinations ------------------------------------------------------------------------------
@@ -368,6 +369,10 @@ def resolved_message(row: Mapping[str, Any]) -> tuple[str, str]:
 
 def _title(row: Mapping[str, Any], prefix: str = "") -> str:
     kind = row["kind"]
+    if kind == "loyalty_tier":  # the subject is the tier and a hash: name the order instead
+        detail = _detail(row)
+        return (f"channelsync: {prefix}{detail.get('tier', 'a')} tier reached with order "
+                f"{detail.get('order', row['subject'])}")
     return f"channelsync: {prefix}{_LABELS.get(kind, kind)} {row['subject']}"
 
 

@@ -5,7 +5,8 @@ Jobs never overlap themselves and a late job coalesces. A pull that changed stoc
 brings the other channels' cycles forward, so they push the new quantities soon
 (each pulls its own orders first: echo-safe). A failing channel backs off on its
 own, without delaying the others. SIGHUP reloads the config; a broken one is
-refused and the running one kept.
+refused and the running one kept. Alerts go out on a thread of their own, and so do the
+``[[followup]]`` rules' follow-ups (a thread only while the config has such rules).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ STATUS_EVERY = 15.0  # seconds between STATUS= updates to systemd
 STUCK_FACTOR = 10  # a cycle running this many pull intervals (at least 10 min) is stuck
 DEFER_MARGIN = 0.5  # seconds after a deferred call is allowed before the channel runs again
 OUTCOME_POLL = 15.0  # seconds between asking a channel for writes it is still processing
+FOLLOWUP_INTERVAL = 60.0  # seconds between looks for due follow-ups (due after days)
 
 
 class Channels:
@@ -201,6 +203,8 @@ class Daemon:
         self.receiver: WebhookReceiver | None = None
         self.servers: list[Server] = []
         self.alert_wake = threading.Event()
+        self.followup_wake = threading.Event()
+        self.followup_thread: threading.Thread | None = None
         self.events.subscribe(self._on_event)
 
     def run(self) -> int:
@@ -218,8 +222,10 @@ class Daemon:
             watchdog.start()
             alerts = threading.Thread(target=self._alerts, name="alerts", daemon=True)
             alerts.start()
+            self._start_followups()
             self._loop()
             self.alert_wake.set()
+            self.followup_wake.set()
             self.notifier.stopping("stopping: finishing running cycles")
             watchdog.stop()
             return self._shutdown()
@@ -281,6 +287,41 @@ class Daemon:
             self.alert_wake.wait(self.app.config.alerts.check_interval)
             self.alert_wake.clear()
 
+    def _start_followups(self) -> None:
+        """The follow-ups thread, when the config has rules and it is not running."""
+        if not self.app.config.followups or (
+                self.followup_thread is not None and self.followup_thread.is_alive()):
+            return
+        self.followup_thread = threading.Thread(target=self._followups, name="followups",
+                                                daemon=True)
+        self.followup_thread.start()
+
+    def _followups(self) -> None:
+        """Due follow-ups, recorded then sent, every minute; the thread ends when a reload
+        leaves no rule. A failed run is logged and tried again at the next."""
+        from channelsync.followups.run import FollowupSender  # jinja2, apprise: only if used
+
+        sender, config = None, None
+        while not self.stopping.is_set():
+            if config is not self.app.config:  # started, or the config was reloaded
+                config = self.app.config
+                if not config.followups:
+                    return
+                sender = FollowupSender(config, self.app.db, clock=self.app.now,
+                                        stopping=self.stopping.is_set)
+            try:
+                assert sender is not None
+                run = sender.run_once()
+                if run.sent or run.retrying or run.failed or run.skipped:
+                    log.info("follow-ups: %d sent, %d to retry, %d failed, %d skipped",
+                             run.sent, run.retrying, run.failed, run.skipped)
+                if run.opened:
+                    self.events.emit("conflicts", ids=run.opened)
+            except Exception:  # the database may be away for a moment: next run
+                log.exception("follow-ups: run failed")
+            self.followup_wake.wait(FOLLOWUP_INTERVAL)
+            self.followup_wake.clear()
+
     def _on_event(self, event: str, _fields: dict[str, Any]) -> None:
         if event == "conflicts":
             self.alert_wake.set()
@@ -323,7 +364,10 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping: no new cycles; letting running ones finish")
         timeout = self.app.config.daemon.shutdown_timeout
+        started = time.monotonic()
         finished = self.channels.stop(timeout) if self.channels else True
+        if self.followup_thread is not None:  # it stops between two follow-ups
+            self.followup_thread.join(max(1.0, timeout - (time.monotonic() - started)))
         self.app.close()
         if not finished:
             log.error("cycles still running after %.0f s; exiting anyway (each page and "
@@ -352,6 +396,8 @@ class Daemon:
             self.receiver.reconfigure(config)
         self.channels = Channels(self.app, self._on_cycle, self.wake)
         self.channels.start()
+        self._start_followups()
+        self.followup_wake.set()  # a running follow-ups thread takes the new rules now
         self.notifier.ready(self.summary())
         return True
 
