@@ -71,6 +71,9 @@ def test_after_the_rush_an_order_is_picked_packed_by_scanning_and_shipped(
 ) -> None:
     out = " ".join(demo[0].stdout.split())
     assert "After the rush: the order book holds" in out
+    # the regular who buys on several channels with one email: one customer
+    assert "Returning buyers (channelsync customers): Maya Rossi bought on " in out
+    assert "recognised as one customer by a salted hash of their email" in out
     assert "is picked and packed by scanning" in out
     assert ", not in this order" in out  # the wrong product scanned on the way, refused
     assert "Shipped (channelsync ship):" in out

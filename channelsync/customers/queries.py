@@ -118,6 +118,13 @@ def tiers_of(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def tier_order(conn: Connection, key: str) -> str:
+    """"channel order ID": the order with which the buyer reached their highest tier."""
+    order = conn.execute(sa.select(buyer_t.c.tier_order).where(buyer_t.c.key == key)).scalar()
+    channel, _, order_id = (order or "").partition(":")
+    return f"{channel} order {order_id}" if order_id else "an order"
+
+
 def find(conn: Connection, who: str, salt: str) -> list[str]:
     """The keys ``who`` names: an email (hashed with the salt) or an id (a key's start,
     at least MIN_ID characters). Several only when an id is ambiguous."""
@@ -164,5 +171,5 @@ def forget_inactive(conn: Connection, days: int, now: datetime) -> Forgotten:
 
 
 __all__ = ["NOT_COUNTED", "Customer", "Forgotten", "find", "forget", "forget_inactive",
-           "list_customers",
+           "list_customers", "tier_order",
            "tiers_of", "vip_keys"]

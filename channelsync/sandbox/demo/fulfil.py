@@ -1,17 +1,22 @@
-"""After the rush, the seller's side of an order: the order book across the channels, a
-pick list, one webshop order packed by scanning its units (one wrong product scanned on
-the way, and refused), and shipped, with the tracking number on the webshop's own record.
+"""After the rush, the seller's side of an order: the order book across the channels, the
+buyer who came back on several channels (one customer, a loyalty tier reached), a pick
+list, one webshop order packed by scanning its units (one wrong product scanned on the way,
+and refused), and shipped, with the tracking number on the webshop's own record.
 
-The same code paths as ``channelsync orders``, ``pick``, ``pack`` and ``ship``."""
+The same code paths as ``channelsync orders``, ``customers``, ``pick``, ``pack`` and
+``ship``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from rich.console import Console
 
 from channelsync.cli import format as fmt
+from channelsync.customers import queries as customers
+from channelsync.ledger.schema import conflict_t
 from channelsync.orders import book, packing, picking, queries
 from channelsync.sandbox.demo.scenario import BARCODES
 from channelsync.service import shipping
@@ -32,6 +37,7 @@ def after_sales(app: App, emulators: dict[str, Any], console: Console) -> None:
         (o.channel, o.order_id, book.stage_label(o.stage), o.ordered - o.cancelled,
          o.buyer or "-", f"{o.total} {o.currency}".strip() or "-") for o in newest],
         numeric=("units",), fold=("order", "buyer")))
+    _regulars(app, console)
     if not waiting:
         console.print(f"No paid {CHANNEL} order is left to ship.")
         return
@@ -54,6 +60,30 @@ def after_sales(app: App, emulators: dict[str, Any], console: Console) -> None:
     console.print(f"Shipped (channelsync ship): {fmt.plural(units, 'unit')} left the ledger's "
                   f"stock at once; the {CHANNEL}'s own record of order {order.order_id} now "
                   f"says {row['status']}, shipment {shipped or 'none'}.")
+
+
+def _regulars(app: App, console: Console) -> None:
+    """The buyer seen on most channels: one customer, and the tier they reached."""
+    with app.db.connect() as conn:
+        found = customers.list_customers(conn, app.config.loyalty, app.now())
+    if not found:
+        return
+    top = max(found, key=lambda c: (len(c.channels), c.all_orders))
+    if len(top.channels) < 2:
+        return
+    channels = ", ".join(top.channels[:-1]) + f" and {top.channels[-1]}"
+    reached = ""
+    if top.reached:
+        with app.db.connect() as conn:
+            order = customers.tier_order(conn, top.key)
+            alerted = conn.execute(sa.select(sa.func.count()).select_from(conflict_t).where(
+                conflict_t.c.kind == "loyalty_tier", conflict_t.c.notified_at.is_not(None))
+            ).scalar()
+        reached = (f", and the {top.reached} tier with {order}"
+                   + (" (an alert, once: a moment for a thank-you card)" if alerted else ""))
+    console.print(f"Returning buyers (channelsync customers): {top.name or 'a buyer'} bought "
+                  f"on {channels}, recognised as one customer by a salted hash of their "
+                  f"email: {fmt.plural(top.all_orders, 'order')}{reached}.")
 
 
 def _pack(app: App, order: queries.Order, console: Console) -> None:

@@ -49,6 +49,10 @@ DELIVERY = {"VASE": 4, "TEAPOT": 4, "BOWL": 6, "MUG-RED": 6}  # from the supplie
 RACE_AT, DELIVERY_AT = 0.2, 0.55  # fractions of the run
 BUYER_PAUSE = (1.5, 4.0)  # seconds between one buyer's actions: people, not a load test
 ORDER_LAG = 2.0  # seconds: Amazon's and eBay's order lag, about 2 minutes on the real ones
+# A regular who buys on three channels with one email: one customer in the book.
+REGULAR = {"email": "maya.rossi@example.com", "name": "Maya Rossi"}
+REGULAR_CHANNELS, REGULAR_SHARE = ("webshop", "ebay", "shopify"), 0.35
+REGULAR_TIER = "regular"
 CONFIG = """
 [database]
 url = "sqlite:///{db}"
@@ -92,6 +96,12 @@ name = "shopify"
 type = "shopify"
 endpoint = "{shopify}"
 access_token = "shpat_demo"
+[loyalty]
+salt = "demo-only-salt: a real one is a secret in the environment"
+[[loyalty.tiers]]
+name = "regular"
+min_orders = 3
+tag = "thank-you card"
 [[kit]]
 sku = "MUG-2PACK"
 components = {{ "MUG-BLUE" = 2 }}
@@ -164,9 +174,11 @@ class Shopper:
         self.channel, self.journal = channel, journal
         self.http = httpx.Client(base_url=url, timeout=5)
 
-    def buy(self, sku: str, quantity: int) -> Sale | None:
-        response = self.http.post("/_sandbox/orders",
-                                  json={"lines": [{"sku": sku, "quantity": quantity}]})
+    def buy(self, sku: str, quantity: int, buyer: dict[str, str] | None = None) -> Sale | None:
+        order: dict[str, object] = {"lines": [{"sku": sku, "quantity": quantity}]}
+        if buyer:
+            order["buyer"] = buyer
+        response = self.http.post("/_sandbox/orders", json=order)
         if response.status_code != 201:  # the channel shows fewer: it refuses to oversell
             self.journal.refused(self.channel, sku, quantity)
             return None
@@ -211,7 +223,10 @@ class Buyer(threading.Thread):
         elif roll < 0.25 and self.open:
             self.shopper.act("ship", self.open.pop(0))
         else:
+            regular = self.shopper.channel in REGULAR_CHANNELS and \
+                self.random.random() < REGULAR_SHARE
             sale = self.shopper.buy(self.random.choice(self.skus),
-                                    self.random.choice((1, 1, 1, 2)))
+                                    self.random.choice((1, 1, 1, 2)),
+                                    REGULAR if regular else None)
             if sale is not None:
                 self.open.append(sale)
