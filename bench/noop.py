@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,14 +67,17 @@ class EmptyConnector:
 
 
 @contextmanager
-def registered() -> Iterator[None]:
-    """Register ``EmptyConnector`` as channel type ``benchfake`` while the block runs."""
-    registry.BUILTIN[TYPE] = f"{__name__}:EmptyConnector"
+def registered(types: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Register in-process connectors while the block runs: channel type -> ``module:Class``
+    (default: ``EmptyConnector`` as ``benchfake``)."""
+    types = dict(types or {TYPE: f"{__name__}:EmptyConnector"})
+    registry.BUILTIN.update(types)
     registry.load_connector.cache_clear()
     try:
         yield
     finally:
-        del registry.BUILTIN[TYPE]
+        for name in types:
+            del registry.BUILTIN[name]
         registry.load_connector.cache_clear()
 
 
@@ -121,7 +124,8 @@ def make_config(url: str) -> Config:
     return parse_config(CONFIG.format(url=url, channel=CHANNEL, type=TYPE), env={})
 
 
-def _cycle(sync: SyncEngine) -> tuple[float, int]:
+def cycle(sync: SyncEngine) -> tuple[float, int]:
+    """One pull cycle of every channel (``sync(read_back=False)``): ms, and writes pushed."""
     started = time.perf_counter()
     reports = sync.sync(read_back=False)
     elapsed = (time.perf_counter() - started) * 1000
@@ -131,20 +135,28 @@ def _cycle(sync: SyncEngine) -> tuple[float, int]:
     return elapsed, sum(r.pushed for r in reports)
 
 
+def outbox_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(outbox_t)).scalar_one())
+
+
+def run_cycles(sync: SyncEngine, skus: int, runs: int, seed_seconds: float = 0.0) -> Cycles:
+    """One cycle to warm up, then ``runs`` timed no-op cycles on an established catalog."""
+    first_ms, pushed = cycle(sync)
+    runs_ms = []
+    for _ in range(runs):
+        elapsed, count = cycle(sync)
+        runs_ms.append(elapsed)
+        pushed += count
+    return Cycles(skus, seed_seconds, first_ms, runs_ms, outbox_rows(sync.db), pushed)
+
+
 def time_cycles(engine: Engine, skus: int, runs: int) -> Cycles:
     """Seed the catalog, run one cycle to warm up, then time ``runs`` no-op cycles."""
     config = make_config(engine.url.render_as_string(hide_password=False))
     seed_seconds = seed_catalog(engine, config, skus)
     sync = SyncEngine(config, engine)
     try:
-        first_ms, pushed = _cycle(sync)
-        runs_ms = []
-        for _ in range(runs):
-            elapsed, count = _cycle(sync)
-            runs_ms.append(elapsed)
-            pushed += count
+        return run_cycles(sync, skus, runs, seed_seconds)
     finally:
         sync.close()
-    with engine.connect() as conn:
-        outbox = conn.execute(sa.select(sa.func.count()).select_from(outbox_t)).scalar_one()
-    return Cycles(skus, seed_seconds, first_ms, runs_ms, outbox, pushed)

@@ -435,8 +435,7 @@ class SyncEngine:
 
     def plan_outbox(self, names: Sequence[str], touched: Iterable[str] | None) -> int:
         with self.db.begin() as conn:
-            items = planner.plan(conn, self.config, names, touched=touched, now=self.clock())
-        return sum(1 for i in items if i.changes)
+            return planner.plan(conn, self.config, names, touched=touched, now=self.clock())
 
     def push(self, channel: ChannelConfig, report: ChannelReport) -> None:
         """Push the channel's outbox; writes refused as stale are retried after a pull.

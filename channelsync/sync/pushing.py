@@ -31,13 +31,45 @@ from channelsync.errors import (
 )
 from channelsync.ledger.apply import chunks
 from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve_conflicts
-from channelsync.ledger.schema import line_t, listing_t, outbox_t, push_log_t, state_t
+from channelsync.ledger.schema import (
+    conflict_t,
+    line_t,
+    listing_t,
+    outbox_t,
+    push_log_t,
+    state_t,
+)
 from channelsync.sync.budget import Budget
-from channelsync.sync.planner import targets
+from channelsync.sync.planner import PLAN_PAGE, targets
 from channelsync.sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 PERMANENT_RETRY = timedelta(hours=1)  # a refused item is tried again this much later
+RECORD_CHUNK = 2_000  # outcomes recorded at a time
+
+# The statements of a push round, built once: a round of 4 listings a call (eBay) runs
+# each of them thousands of times, and building one costs more than running it.
+_MARK_SENT = outbox_t.update().where(outbox_t.c.id == sa.bindparam("b_id")).values(
+    sent=sa.bindparam("b_sent"), sent_at=sa.bindparam("b_at"))
+_MARK_PENDING = outbox_t.update().where(outbox_t.c.id == sa.bindparam("b_id")).values(
+    pending=sa.bindparam("b_pending"), pending_at=sa.bindparam("b_at"),
+    pending_index=sa.bindparam("b_index"), sent=sa.bindparam("b_sent"), last_error="")
+_SETTLE = outbox_t.delete().where(outbox_t.c.id == sa.bindparam("b_id"),
+                                  outbox_t.c.version == sa.bindparam("b_version"))
+_RELEASE = outbox_t.update().where(
+    outbox_t.c.id.in_(sa.bindparam("b_ids", expanding=True))
+).values(pending="", pending_at=None, pending_index=None, sent=None, sent_at=None)
+_OPEN_CONFLICTS = sa.select(conflict_t.c.kind, conflict_t.c.subject).where(
+    conflict_t.c.kind.in_(sa.bindparam("b_kinds", expanding=True)),
+    conflict_t.c.subject.in_(sa.bindparam("b_subjects", expanding=True)),
+    conflict_t.c.resolved_at.is_(None))
+
+
+@functools.cache
+def _landed_listing(columns: tuple[str, ...]) -> sa.Update:
+    """What a landed write sets on its listing: these columns, from ``b_<column>``."""
+    return listing_t.update().where(listing_t.c.id == sa.bindparam("b_id")).values(
+        {c: sa.bindparam(f"b_{c}") for c in columns})
 
 
 class PushContext(Protocol):
@@ -80,8 +112,7 @@ def _due(
     """
     query = (
         sa.select(outbox_t.c.id, outbox_t.c.listing_id, outbox_t.c.version, outbox_t.c.attempts,
-                  listing_t.c.id.label("lid"), listing_t.c.channel, listing_t.c.sku,
-                  listing_t.c.channel_sku, listing_t.c.ref, listing_t.c.managed,
+                  listing_t.c.sku, listing_t.c.channel_sku, listing_t.c.ref, listing_t.c.managed,
                   listing_t.c.last_pushed, listing_t.c.last_pushed_at,
                   listing_t.c.believed, listing_t.c.believed_at, outbox_t.c.planned_at,
                   outbox_t.c.sent, outbox_t.c.sent_at,
@@ -92,17 +123,20 @@ def _due(
         .order_by(outbox_t.c.id)
     )
     rows = [dict(r) for r in conn.execute(query).mappings()]
-    items = targets(conn, config, [{**r, "id": r["lid"]} for r in rows])
     due, settled = [], []
-    for row, item in zip(rows, items, strict=True):
-        # A write whose answer was lost may have landed: the listing may show what it
-        # carried, not what was last confirmed. Write the target to be sure.
-        unsure = row["sent"] is not None and item.target is not None \
-            and row["sent"] != item.target
-        if item.changes or unsure:
-            due.append({**row, "target": item.target, "available": item.available})
-        else:
-            settled.append(row["id"])
+    for page in chunks(rows, PLAN_PAGE):  # what targets() holds stays a page's worth
+        items = targets(conn, config, [{**r, "id": r["listing_id"], "channel": channel}
+                                       for r in page], trace=False)
+        for row, item in zip(page, items, strict=True):
+            # A write whose answer was lost may have landed: the listing may show what it
+            # carried, not what was last confirmed. Write the target to be sure.
+            unsure = row["sent"] is not None and item.target is not None \
+                and row["sent"] != item.target
+            if item.changes or unsure:
+                row.update(target=item.target, available=item.available)
+                due.append(row)
+            else:
+                settled.append(row["id"])
     for chunk in chunks(settled):
         conn.execute(outbox_t.delete().where(outbox_t.c.id.in_(chunk)))
     due = _settle_shown(conn, channel, due, now)
@@ -128,11 +162,9 @@ def _settle_shown(
         return due
     expected = expected_quantities(conn, channel, candidates)
     shown = {r["id"] for r in candidates if expected[r["listing_id"]] == r["target"]}
-    for row in due:
-        if row["id"] in shown:
-            # Nothing went out: when the last write went out stays what it was.
-            _succeeded(conn, channel, {**row, "sent_at": None},
-                       PushResult(row["channel_sku"], True), now)
+    # Nothing went out: when the last write went out stays what it was.
+    _succeeded(conn, channel, [({**row, "sent_at": None}, PushResult(row["channel_sku"], True),
+                                now) for row in due if row["id"] in shown])
     if shown:
         log.info("%s: %d new listings already show their target; nothing sent for them",
                  channel, len(shown))
@@ -245,7 +277,7 @@ def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
         items = [PushItem(r["channel_sku"], r["target"], r["ref"],
                           expected[r["listing_id"]] if cas else r["last_pushed"],
                           operation_key(r)) for r in batch]
-        _about_to_send(engine, batch)
+        sent = _about_to_send(engine, batch)
         try:
             results: list[PushResult] = engine.call(
                 channel, functools.partial(connector.push_quantities, items), "push_quantities")
@@ -254,14 +286,11 @@ def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
             outcome.error = exc
         by_sku = {r.channel_sku: r for r in results}
         with engine.db.begin() as conn:
-            entries = []
-            for index, row in enumerate(batch):
-                result = by_sku.get(row["channel_sku"]) or PushResult(
-                    row["channel_sku"], False, RetriableChannelError("no outcome reported"))
-                entries.append(_record(engine, conn, channel.name,
-                                       {**row, "index": index, "watermark": watermark},
-                                       result, budget, outcome))
-            _log(conn, entries)
+            _record_all(engine, conn, channel.name, (
+                ({**row, **sent[index], "index": index, "watermark": watermark},
+                 by_sku.get(row["channel_sku"]) or PushResult(
+                     row["channel_sku"], False, RetriableChannelError("no outcome reported")))
+                for index, row in enumerate(batch)), budget, outcome)
         if outcome.error:
             break  # the channel itself is failing: leave the rest for the next cycle
     if outcome.pushed or outcome.failed or outcome.stale or outcome.awaiting:
@@ -274,12 +303,41 @@ def push_channel(engine: PushContext, channel: ChannelConfig) -> PushOutcome:
     return outcome
 
 
+@dataclass
+class _Writes:
+    """The outcomes of a batch that are written a batch at a time (each row's own)."""
+
+    landed: list[tuple[dict[str, Any], PushResult, datetime]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)  # outbox rows, as parameters
+
+
+def _record_all(
+    engine: PushContext, conn: Connection, channel: str,
+    outcomes: Iterable[tuple[dict[str, Any], PushResult]], budget: Budget | None,
+    outcome: PushOutcome,
+) -> None:
+    """A batch's outcomes, into the ledger, the tally and the push log. Each row's writes
+    touch only its own listing, outbox row and conflicts, so the common outcomes (landed,
+    pending) go in a few statements for many rows: RECORD_CHUNK at a time, so that what
+    is held stays small whatever the batch (an Amazon feed carries 25,000)."""
+    remaining = iter(outcomes)
+    while chunk := list(itertools.islice(remaining, RECORD_CHUNK)):
+        writes = _Writes()
+        entries = [_record(engine, conn, channel, row, result, outcome, writes)
+                   for row, result in chunk]
+        _succeeded(conn, channel, writes.landed, budget)
+        if writes.pending:
+            conn.execute(_MARK_PENDING, writes.pending)
+        _log(conn, entries)
+
+
 def _record(
     engine: PushContext, conn: Connection, channel: str, row: dict[str, Any],
-    result: PushResult, budget: Budget | None, outcome: PushOutcome,
+    result: PushResult, outcome: PushOutcome, writes: _Writes,
 ) -> dict[str, Any] | None:
-    """One write's outcome, into the ledger and the tally; returns its push log entry
-    (None for a write a rate limit kept from going out)."""
+    """One write's outcome, into the ledger (landed and pending ones: into ``writes``) and
+    the tally; returns its push log entry (None for a write a rate limit kept from going
+    out)."""
     now = engine.clock()
     entry = {"listing_id": row["listing_id"], "channel": channel,
              "channel_sku": row["channel_sku"], "sku": row["sku"], "quantity": row["target"],
@@ -288,10 +346,10 @@ def _record(
              "outcome": _OUTCOME[(result.ok, bool(result.pending), result.stale)],
              "detail": "" if result.error is None else str(result.error)[:300]}
     if result.ok:
-        _succeeded(conn, channel, row, result, now, budget)
+        writes.landed.append((row, result, now))
         outcome.pushed += 1
     elif result.pending:
-        _pending(conn, row, result.pending, now)
+        writes.pending.append(_pending(row, result.pending, now))
         outcome.awaiting += 1
     elif result.stale:
         _stale(conn, channel, row, result, now)
@@ -321,12 +379,11 @@ def _log(conn: Connection, entries: Sequence[dict[str, Any] | None]) -> None:
         conn.execute(push_log_t.insert(), rows)
 
 
-def _pending(conn: Connection, row: dict[str, Any], token: str, now: datetime) -> None:
+def _pending(row: dict[str, Any], token: str, now: datetime) -> dict[str, Any]:
     """Sent; the channel reports the outcome later. No other write to the listing until then
-    (two writes in flight could apply in either order)."""
-    conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
-        pending=token, pending_at=now, pending_index=row.get("index", 0), sent=row["target"],
-        last_error=""))
+    (two writes in flight could apply in either order). The outbox row's new values."""
+    return {"b_id": row["id"], "b_pending": token, "b_at": now,
+            "b_index": row.get("index", 0), "b_sent": row["target"]}
 
 
 def _collect(
@@ -363,9 +420,9 @@ def _collect(
             outcome.awaiting += len(batch)
             continue
         with engine.db.begin() as conn:
-            _log(conn, [_record(engine, conn, channel.name, row, replace(result, pending=""),
-                                budget, outcome)
-                        for row, result in zip(batch, results, strict=True)])
+            _record_all(engine, conn, channel.name, [
+                (row, replace(result, pending=""))
+                for row, result in zip(batch, results, strict=True)], budget, outcome)
 
 
 def _budget(capabilities: Capabilities) -> Budget | None:
@@ -374,47 +431,77 @@ def _budget(capabilities: Capabilities) -> Budget | None:
 
 
 def _succeeded(
-    conn: Connection, channel: str, row: dict[str, Any], result: PushResult, now: datetime,
-    budget: Budget | None = None,
+    conn: Connection, channel: str,
+    landed: Sequence[tuple[dict[str, Any], PushResult, datetime]], budget: Budget | None = None,
 ) -> None:
-    values: dict[str, Any] = {"last_pushed": row["target"], "last_pushed_at": now,
-                              "believed": row["target"], "believed_at": now, "push_failures": 0}
-    if row.get("sent_at") is not None:  # sales pulled since are not in what it carried
-        values["write_sent_at"] = row["sent_at"]
-    if result.ref:
-        values["ref"] = result.ref
-    if budget is not None:
-        values.update(budget.after_push(row, now))
-        warning = budget.warning(channel, {**row, **values}, now)
-        if warning:
-            open_conflicts(conn, [warning], now)
-        else:  # a new day
-            resolve_conflicts(conn, "revision_budget", [f"{channel}:{row['channel_sku']}"], now)
-    conn.execute(listing_t.update().where(listing_t.c.id == row["listing_id"]).values(**values))
-    conn.execute(outbox_t.delete().where(outbox_t.c.id == row["id"],
-                                         outbox_t.c.version == row["version"]))
+    """Writes that landed (each with when its outcome was recorded): the listing shows the
+    target, the outbox row is settled, the write's conflicts are resolved. A few statements
+    for all of them: each touches only its own listing, outbox row and conflicts."""
+    if not landed:
+        return
+    subjects = [f"{channel}:{row['channel_sku']}" for row, _, _ in landed]
+    open_now = _open_conflicts(conn, ("push_failed", "revision_budget"), subjects)
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for (row, result, now), subject in zip(landed, subjects, strict=True):
+        values: dict[str, Any] = {"last_pushed": row["target"], "last_pushed_at": now,
+                                  "believed": row["target"], "believed_at": now,
+                                  "push_failures": 0}
+        if row.get("sent_at") is not None:  # sales pulled since are not in what it carried
+            values["write_sent_at"] = row["sent_at"]
+        if result.ref:
+            values["ref"] = result.ref
+        if budget is not None:
+            values.update(budget.after_push(row, now))
+            warning = budget.warning(channel, {**row, **values}, now)
+            if warning:
+                open_conflicts(conn, [warning], now)
+            elif ("revision_budget", subject) in open_now:  # a new day
+                resolve_conflicts(conn, "revision_budget", [subject], now)
+        updates.setdefault(tuple(values), []).append(
+            {"b_id": row["listing_id"], **{f"b_{k}": v for k, v in values.items()}})
+        if ("push_failed", subject) in open_now:
+            resolve_conflicts(conn, "push_failed", [subject], now)
+    for columns, params in updates.items():
+        conn.execute(_landed_listing(columns), params)
+    settled = conn.execute(_SETTLE, [{"b_id": row["id"], "b_version": row["version"]}
+                                     for row, _, _ in landed])
+    if conn.dialect.supports_sane_multi_rowcount and settled.rowcount == len(landed):
+        return
     # Planned again meanwhile (a newer target): the row stays, for that one.
-    conn.execute(outbox_t.update().where(outbox_t.c.id == row["id"]).values(
-        pending="", pending_at=None, pending_index=None, sent=None, sent_at=None))
-    resolve_conflicts(conn, "push_failed", [f"{channel}:{row['channel_sku']}"], now)
+    for chunk in chunks([row["id"] for row, _, _ in landed]):
+        conn.execute(_RELEASE, {"b_ids": chunk})
 
 
-def _about_to_send(engine: PushContext, batch: Sequence[dict[str, Any]]) -> None:
+def _open_conflicts(
+    conn: Connection, kinds: Sequence[str], subjects: Sequence[str]
+) -> set[tuple[str, str]]:
+    """(kind, subject) of the open conflicts among these."""
+    found: set[tuple[str, str]] = set()
+    for chunk in chunks(subjects):
+        found.update((kind, subject) for kind, subject in conn.execute(
+            _OPEN_CONFLICTS, {"b_kinds": kinds, "b_subjects": chunk}))
+    return found
+
+
+def _about_to_send(
+    engine: PushContext, batch: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Committed before the call: if channelsync dies before the answer is recorded, a
     read-back finding the listing at exactly this quantity knows the write landed, instead
     of calling it drift. When it went out is kept with it: sales pulled after that moment
     are not in what it carried (readback.explained), once it is known to have landed.
     The listing's own write_sent_at moves only then: a write that was deferred, refused
     or failed carried nothing to the channel, and the sales pulled before it still explain
-    what the channel shows."""
+    what the channel shows.
+
+    Returns what each row's outcome is recorded with: when it went out, and the outbox's
+    record of an earlier write (``_not_sent``)."""
     now = engine.clock()
     with engine.db.begin() as conn:
-        conn.execute(outbox_t.update().where(outbox_t.c.id == sa.bindparam("b_id"))
-                     .values(sent=sa.bindparam("b_sent"), sent_at=now),
-                     [{"b_id": r["id"], "b_sent": r["target"]} for r in batch])
-    for row in batch:
-        row["before"] = {"sent": row.get("sent"), "sent_at": row.get("sent_at")}
-        row["sent_at"] = now
+        conn.execute(_MARK_SENT, [{"b_id": r["id"], "b_sent": r["target"], "b_at": now}
+                                  for r in batch])
+    return [{"before": {"sent": row.get("sent"), "sent_at": row.get("sent_at")},
+             "sent_at": now} for row in batch]
 
 
 def _deferred(conn: Connection, row: dict[str, Any], error: Deferred, now: datetime) -> None:

@@ -32,6 +32,7 @@ from channelsync.ledger.conflicts import ConflictRecord, open_conflicts, resolve
 from channelsync.ledger.schema import conflict_t, kit_t, line_t, listing_t, outbox_t, sku_t
 
 log = logging.getLogger(__name__)
+INSERT_BATCH = 2_000  # listings inserted or updated at a time
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,12 @@ def record_listings(
     found = Found()
     existing = {
         r["channel_sku"]: dict(r)
-        for r in conn.execute(sa.select(listing_t).where(listing_t.c.channel == channel.name))
+        for r in conn.execute(sa.select(*_COMPARED).where(listing_t.c.channel == channel.name))
         .mappings()
     }
     sent = _unconfirmed_writes(conn, channel.name)
-    inserts = []
+    inserts: list[dict[str, Any]] = []
+    updates = _Updates(conn)
     for item in listings:
         sku = channel.master_sku(item.channel_sku)
         old = existing.get(item.channel_sku)
@@ -78,6 +80,9 @@ def record_listings(
             inserts.append({"channel": channel.name, "channel_sku": item.channel_sku,
                             "ref": item.ref, **values})
             found.new_skus.add(sku)
+            if len(inserts) == INSERT_BATCH:  # what is held stays a batch's worth
+                conn.execute(listing_t.insert(), inserts)
+                inserts = []
             continue
         if old["sku"] != sku:
             found.new_skus.add(sku)
@@ -89,7 +94,7 @@ def record_listings(
                           write_sent_at=sent_at or now)
             old["last_pushed"] = item.quantity
             found.landed += 1
-        conn.execute(listing_t.update().where(listing_t.c.id == old["id"]).values(**values))
+        updates.add(old["id"], values)
         if old["last_pushed"] is None or item.quantity is None or not item.managed:
             continue
         if item.quantity != old["last_pushed"]:
@@ -105,10 +110,42 @@ def record_listings(
             found.in_line.append(item.channel_sku)
     if inserts:
         conn.execute(listing_t.insert(), inserts)
+    updates.flush()
     if found.landed:
         log.info("%s: %d writes whose answer was lost were found applied", channel.name,
                  found.landed)
     return found
+
+
+# What a read is compared with, of each listing the channel had.
+_COMPARED = (listing_t.c.id, listing_t.c.channel_sku, listing_t.c.sku,
+             listing_t.c.channel_quantity, listing_t.c.shown_since, listing_t.c.read_at,
+             listing_t.c.last_pushed, listing_t.c.last_pushed_at)
+
+
+class _Updates:
+    """Listing updates, INSERT_BATCH at a time: one statement for each set of columns."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pending: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        self.ids: set[int] = set()
+
+    def add(self, listing_id: int, values: dict[str, Any]) -> None:
+        if listing_id in self.ids:  # read twice: its updates go in the order read
+            self.flush()
+        self.ids.add(listing_id)
+        self.pending.setdefault(tuple(values), []).append(
+            {"b_id": listing_id, **{f"b_{k}": v for k, v in values.items()}})
+        if len(self.ids) == INSERT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        for columns, params in self.pending.items():
+            self.conn.execute(listing_t.update().where(listing_t.c.id == sa.bindparam("b_id"))
+                              .values({c: sa.bindparam(f"b_{c}") for c in columns}), params)
+        self.pending.clear()
+        self.ids.clear()
 
 
 def _unconfirmed_writes(
