@@ -3,9 +3,9 @@
 Same schema (the Alembic migration, via ``open_ledger_engine``), same PRAGMAs as the
 ledger's engine, one transaction of ``executemany``. Rows are built before the clock
 starts: the floor is the cost of the writes alone. It writes each order line once
-with its final values (the ledger inserts then updates it), one reservation per open
-line, one movement per reserve or commit, and one SKU update per SKU per page (as the
-ledger does), so the end state is the ledger's.
+with its final values (as the ledger does for a line it has not seen), one reservation
+per open line, one movement per reserve or commit, and one SKU update per SKU per page
+(as the ledger does), so the end state is the ledger's.
 """
 
 from __future__ import annotations

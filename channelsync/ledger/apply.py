@@ -5,40 +5,36 @@ snapshot and writes the movements that turn one into the other: reserve,
 release, commit (shipped) and restock. A whole page, its conflicts and the
 channel's cursor commit in one transaction, with the reads and writes batched.
 
-Idempotency is the database's: the order line row is created with
-``INSERT ... ON CONFLICT DO NOTHING`` and then locked, and every movement has a
-unique idempotency key, so a replayed, duplicated or concurrent snapshot changes
-nothing.
+Idempotency is the database's: a line's row is locked while its snapshot is applied,
+a new line goes in (with its applied values) by ``INSERT ... ON CONFLICT DO NOTHING``,
+and every movement has a unique idempotency key, so a replayed, duplicated or concurrent
+snapshot changes nothing. When another transaction created one of the page's new lines
+first (PostgreSQL), the page is applied again, with that line locked.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 
 from channelsync.connector import BadRecord, OrderLineSnapshot
+from channelsync.errors import LedgerError
 from channelsync.ledger.conflicts import (
     ConflictRecord,
     dialect_insert,
     open_conflicts,
     resolve_conflicts,
 )
-from channelsync.ledger.schema import (
-    UTCDateTime,
-    kit_t,
-    line_t,
-    mov_t,
-    res_t,
-    sku_t,
-    state_t,
-)
+from channelsync.ledger.schema import line_t, mov_t, res_t, sku_t, state_t
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +44,89 @@ MAX_COMPETING = 20  # orders named in one oversell conflict
 # this: channels report whole seconds and their clock is known to a second. Within it the
 # units come off (the safe way: an undersold unit, never an oversold one).
 COUNT_TOLERANCE = timedelta(seconds=2)
-# IN lists bound at execution: building one bind parameter per value cost more than
-# the queries on a page of orders.
-_LIST: sa.BindParameter[Any] = sa.bindparam("values", expanding=True)
+
+
+class _Db:
+    """The hot path's SQL, handed to the driver as written: SQLAlchemy's compiling of IN
+    lists and its per-row parameter and result processing cost more than the queries on a
+    page of orders (see bench/). Statements use ``?``; ``{in}`` stands for an IN list (the
+    last parameter) and ``{lock}`` for the row lock PostgreSQL takes (SQLite serializes
+    writers already). Datetimes are stored as SQLAlchemy stores ``UTCDateTime``: naive UTC
+    (on SQLite, its text format)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pg = conn.dialect.name == "postgresql"
+
+    def stamp(self, moment: datetime | None) -> Any:
+        if moment is None:
+            return None
+        return _naive_utc(moment) if self.pg else _sqlite_stamp(moment)
+
+    @staticmethod
+    def moment(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite
+            return _parsed(value)
+        return value.replace(tzinfo=UTC)
+
+    def rows(
+        self, sql: str, params: Sequence[Any] = (), values: Sequence[Any] = ()
+    ) -> Sequence[Any]:
+        """The rows of a query; ``values``, the IN list, are sent a chunk at a time."""
+        found: list[Any] = []
+        for result in self._execute(sql, params, values):
+            found += result.all()
+        return found
+
+    def run(self, sql: str, params: Sequence[Any] = (), values: Sequence[Any] = ()) -> int:
+        """A statement that returns no rows; the rows it changed."""
+        return sum(result.rowcount for result in self._execute(sql, params, values))
+
+    def _execute(
+        self, sql: str, params: Sequence[Any], values: Sequence[Any]
+    ) -> Iterator[CursorResult[Any]]:
+        if "{in}" not in sql:
+            yield self.conn.exec_driver_sql(_spelled(sql, self.pg, 0), tuple(params))
+            return
+        for chunk in chunks(values):
+            listed = (list(chunk),) if self.pg else tuple(chunk)
+            yield self.conn.exec_driver_sql(
+                _spelled(sql, self.pg, len(chunk)), (*params, *listed))
+
+    def many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        """executemany; the rows it changed."""
+        if not rows:
+            return 0
+        return self.conn.exec_driver_sql(_spelled(sql, self.pg, 0), list(rows)).rowcount
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to the ledger; use timezone-aware UTC")
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+# Cached: the lines of an order share their time, and SKUs the time of their count.
+@lru_cache(maxsize=4096)
+def _sqlite_stamp(moment: datetime) -> str:
+    return _naive_utc(moment).isoformat(" ", "microseconds")
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=1024)
+def _spelled(sql: str, pg: bool, listed: int) -> str:
+    """``sql`` for the driver: its placeholders, IN list (of ``listed`` values), lock."""
+    if pg:
+        sql = sql.replace("?", "%s").replace("{in}", "= ANY(%s)")
+    else:
+        sql = sql.replace("{in}", "IN (" + ", ".join("?" * listed) + ")")
+    return sql.replace("{lock}", " FOR UPDATE" if pg else "")
 
 
 @dataclass
@@ -71,21 +147,31 @@ class ApplyResult:
         self.conflicts += other.conflicts
 
 
+LineKey = tuple[str, str]  # (order id, line id)
+
+
 @dataclass
 class _Work:
-    """What one transaction will write, accumulated in memory first."""
+    """What one transaction will write, accumulated in memory first. A line not in the
+    ledger yet is known by its key until its insert gives it an id."""
 
     now: datetime
+    stamp: Callable[[datetime | None], Any]  # a datetime as the database stores it
     movements: list[tuple[Any, ...]] = field(default_factory=list)
     sku_delta: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    new_lines: list[tuple[Any, ...]] = field(default_factory=list)  # _INSERT_LINE order
     line_updates: list[tuple[Any, ...]] = field(default_factory=list)  # _UPDATE_LINE order
-    reservations: list[tuple[int, str, int]] = field(default_factory=list)
-    reset_lines: list[int] = field(default_factory=list)
+    reservations: list[tuple[int | LineKey, str, int]] = field(default_factory=list)
+    reset_lines: list[int] = field(default_factory=list)  # whose reservations are replaced
     unknown: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
     known: set[tuple[str, str]] = field(default_factory=set)
+    result: ApplyResult = field(default_factory=ApplyResult)
+
+    def __post_init__(self) -> None:
+        self.now_stamp = self.stamp(self.now)
 
     def move(self, sku: str, kind: str, on_hand: int, reserved: int, key: str, source: str) -> None:
-        self.movements.append((sku, kind, on_hand, reserved, "", source, key, self.now))
+        self.movements.append((sku, kind, on_hand, reserved, "", source, key, self.now_stamp))
         delta = self.sku_delta[sku]
         delta[0] += on_hand
         delta[1] += reserved
@@ -94,26 +180,15 @@ class _Work:
 class Catalog:
     """The SKUs and kits a page refers to, loaded (and on PostgreSQL locked) in one go."""
 
-    def __init__(self, conn: Connection, skus: Iterable[str]) -> None:
+    def __init__(self, db: _Db, skus: Iterable[str]) -> None:
         wanted = sorted(set(skus))
         self.kits: dict[str, dict[str, int]] = defaultdict(dict)
-        for chunk in chunks(wanted):
-            for kit, comp, qty in conn.execute(
-                sa.select(kit_t.c.kit_sku, kit_t.c.component_sku, kit_t.c.quantity)
-                .where(kit_t.c.kit_sku.in_(_LIST)), {"values": list(chunk)}
-            ):
-                self.kits[kit][comp] = qty
+        for kit, comp, qty in db.rows(_KITS, (), wanted):
+            self.kits[kit][comp] = qty
         every = sorted(set(wanted) | {c for comps in self.kits.values() for c in comps})
-        self.counted_at: dict[str, datetime | None] = {}
-        for chunk in chunks(every):
-            query = (
-                sa.select(sku_t.c.sku, sku_t.c.counted_at)
-                .where(sku_t.c.sku.in_(_LIST))
-                .order_by(sku_t.c.sku)
-                .with_for_update()  # serializes writers of the same SKU (no-op on SQLite)
-            )
-            rows = conn.execute(query, {"values": list(chunk)})
-            self.counted_at.update({s: c for s, c in rows})
+        moment = db.moment
+        self.counted_at: dict[str, datetime | None] = {
+            sku: moment(counted) for sku, counted in db.rows(_LOCK_SKUS, (), every)}
 
     def components(self, sku: str) -> dict[str, int] | None:
         """SKU -> per-unit components; None when neither a known SKU nor a kit of known SKUs."""
@@ -130,7 +205,7 @@ def chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
 
 def _latest(snapshots: Sequence[OrderLineSnapshot]) -> list[OrderLineSnapshot]:
     """One snapshot per line: the newest; on a tie the one that came last."""
-    best: dict[tuple[str, str], OrderLineSnapshot] = {}
+    best: dict[LineKey, OrderLineSnapshot] = {}
     for snap in snapshots:
         key = (snap.order_id, snap.line_id)
         if key not in best or snap.changed_at >= best[key].changed_at:
@@ -163,8 +238,7 @@ def apply_page(
     are compared with the ledger's own, such as a stock count's). ``happened_at``: when
     the changes happened on our clock, where we know better than the lines' times (a
     shipment the seller records now)."""
-    result = ApplyResult()
-    work = _Work(now)
+    db = _Db(conn)
     conflicts = [_bad_record(channel, bad) for bad in bad_records]
     good: list[OrderLineSnapshot] = []
     for snap in _latest(snapshots):
@@ -174,24 +248,66 @@ def apply_page(
             conflicts.append(_bad_record(channel, bad))
         else:
             good.append(snap)
-    if good:
-        rows = _lock_lines(conn, channel, good, now)
-        catalog = Catalog(conn, {master_sku(s.channel_sku) for s in good})
-        reserved = _reservations(conn, [r["id"] for r in rows.values()])
-        for snap in good:
-            row = rows[(snap.order_id, snap.line_id)]
-            _apply_line(work, result, catalog, channel, snap, row, master_sku(snap.channel_sku),
-                        reserved.get(row["id"], {}),
-                        happened_at or snap.changed_at - clock_offset)
-        _write(conn, work)
+    work = _apply_lines(db, channel, good, master_sku, happened_at, clock_offset, now)
+    result = work.result
     result.touched = {sku for sku, d in work.sku_delta.items() if d != [0, 0]}
     conflicts += _unknown_sku_conflicts(channel, work)
     result.conflicts += open_conflicts(conn, conflicts, now)
-    resolve_conflicts(conn, "unknown_sku", [f"{c}:{s}" for c, s in work.known], now)
+    known = _open_subjects(db, "unknown_sku", sorted(f"{c}:{s}" for c, s in work.known))
+    resolve_conflicts(conn, "unknown_sku", known, now)
     result.conflicts += detect_oversell(conn, result.touched, now)
     if resume_at is not None:
         advance_cursor(conn, channel, resume_at)
     return result
+
+
+def _apply_lines(
+    db: _Db,
+    channel: str,
+    snaps: Sequence[OrderLineSnapshot],
+    master_sku: Callable[[str], str],
+    happened_at: datetime | None,
+    clock_offset: timedelta,
+    now: datetime,
+) -> _Work:
+    """Work out the page against its locked lines, then write it. Runs again when another
+    transaction created one of its new lines first (PostgreSQL; SQLite serializes writers),
+    from a savepoint: the next attempt takes its locks in order, holding none of these.
+    (SQLite takes no row locks, and a savepoint would cost it a journal of every page.)"""
+    if not snaps:
+        return _Work(now, db.stamp)
+    skus = [master_sku(s.channel_sku) for s in snaps]
+    times = [happened_at or s.changed_at - clock_offset for s in snaps]
+    while True:
+        with db.conn.begin_nested() if db.pg else nullcontext() as attempt:
+            work = _work_out(db, channel, snaps, skus, times, now)
+            if _insert_lines(db, channel, work):
+                _write(db, work)
+                return work
+            if attempt is not None:
+                attempt.rollback()
+        log.debug("%s: another transaction created lines of this page first; again", channel)
+
+
+def _work_out(
+    db: _Db,
+    channel: str,
+    snaps: Sequence[OrderLineSnapshot],
+    skus: Sequence[str],
+    times: Sequence[datetime],
+    now: datetime,
+) -> _Work:
+    """What the page writes, against its lines as stored (locked) and the catalog."""
+    work = _Work(now, db.stamp)
+    rows = _lock_lines(db, channel, snaps)
+    catalog = Catalog(db, skus)
+    held = _reservations(db, [r["id"] for r in rows.values()])
+    for snap, sku, changed_here in zip(snaps, skus, times, strict=True):
+        key = (snap.order_id, snap.line_id)
+        row = rows.get(key) or _NEW_LINE
+        _apply_line(work, catalog, channel, snap, key, row, sku, held.get(row["id"], {}),
+                    changed_here)
+    return work
 
 
 def ship_lines(
@@ -228,39 +344,40 @@ def _bad_record(channel: str, bad: BadRecord) -> ConflictRecord:
     )
 
 
+# The columns of an order line that applying a snapshot reads, and a line not seen before.
+_LINE_COLUMNS = ("id", "order_id", "line_id", "sku", "status", "ordered", "shipped",
+                 "cancelled", "restocked", "changed_at", "version", "state", "committed",
+                 "restock_applied", "cancel_seen_at")
+_NEW_LINE: Mapping[str, Any] = {
+    "id": None, "sku": "", "status": "", "ordered": 0, "shipped": 0, "cancelled": 0,
+    "restocked": 0, "changed_at": None, "version": 0, "state": "new", "committed": 0,
+    "restock_applied": 0, "cancel_seen_at": None,
+}
+
+
 def _lock_lines(
-    conn: Connection, channel: str, snaps: Sequence[OrderLineSnapshot], now: datetime
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """Create missing order lines (ON CONFLICT DO NOTHING) and lock all of them."""
-    _executemany(conn, _INSERT_LINE, [
-        (channel, s.order_id, s.line_id, s.channel_sku, now) for s in snaps
-    ], stamps=(4,))
+    db: _Db, channel: str, snaps: Sequence[OrderLineSnapshot]
+) -> dict[LineKey, dict[str, Any]]:
+    """The page's lines already in the ledger, locked."""
     # By channel and order id, which uses the whole unique index on both databases (a
     # tuple IN does not on SQLite); other lines of the same orders are dropped here.
     wanted = {(s.order_id, s.line_id) for s in snaps}
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for chunk in chunks(sorted({s.order_id for s in snaps})):
-        query = (
-            sa.select(line_t)
-            .where(line_t.c.channel == channel, line_t.c.order_id.in_(_LIST))
-            .order_by(line_t.c.id)
-            .with_for_update()
-        )
-        for row in conn.execute(query, {"values": list(chunk)}).mappings():
-            key = (row["order_id"], row["line_id"])
-            if key in wanted:
-                rows[key] = dict(row)
+    moment = db.moment
+    rows: dict[LineKey, dict[str, Any]] = {}
+    for values in db.rows(_LOCK_LINES, (channel,), sorted({s.order_id for s in snaps})):
+        row = dict(zip(_LINE_COLUMNS, values, strict=True))
+        key = (row["order_id"], row["line_id"])
+        if key in wanted:
+            row["changed_at"] = moment(row["changed_at"])
+            row["cancel_seen_at"] = moment(row["cancel_seen_at"])
+            rows[key] = row
     return rows
 
 
-def _reservations(conn: Connection, line_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+def _reservations(db: _Db, line_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     held: dict[int, dict[str, int]] = defaultdict(dict)
-    for chunk in chunks(sorted(line_ids)):
-        for line_id, sku, qty in conn.execute(
-            sa.select(res_t.c.line_id, res_t.c.sku, res_t.c.quantity)
-            .where(res_t.c.line_id.in_(_LIST)), {"values": list(chunk)}
-        ):
-            held[line_id][sku] = qty
+    for line_id, sku, qty in db.rows(_RESERVATIONS, (), sorted(line_ids)):
+        held[line_id][sku] = qty
     return held
 
 
@@ -276,15 +393,16 @@ def _same(snap: OrderLineSnapshot, row: Mapping[str, Any], sku: str) -> bool:
 
 def _apply_line(
     work: _Work,
-    result: ApplyResult,
     catalog: Catalog,
     channel: str,
     snap: OrderLineSnapshot,
-    row: dict[str, Any],
+    line: LineKey,
+    row: Mapping[str, Any],
     sku: str,
     held: dict[str, int],
     changed_here: datetime,  # the change's time on our clock
 ) -> None:
+    result = work.result
     if row["changed_at"] is not None and snap.changed_at < row["changed_at"]:
         result.stale += 1
         return
@@ -306,11 +424,12 @@ def _apply_line(
     state = "ignored" if snap.ignore else ("applied" if comps is not None else "pending")
     version = row["version"] + 1
     key = f"{channel}:{snap.order_id}:{snap.line_id}:v{version}"
+    ref = row["id"] if row["id"] is not None else line
     committed, restock_applied = row["committed"], row["restock_applied"]
     if comps is not None:
         open_units = ordered - shipped - cancelled
         desired = {c: open_units * q for c, q in comps.items()}
-        _diff_reservations(work, row["id"], key, held, desired)
+        _diff_reservations(work, ref, key, held, desired)
         # Units once taken off the shelf stay taken (an order edited below what shipped
         # does not put them back; only a restock does).
         ship_delta, committed = max(0, shipped - committed), max(committed, shipped)
@@ -326,7 +445,7 @@ def _apply_line(
         work.known.add((channel, snap.channel_sku))
         result.applied += 1
     else:
-        _diff_reservations(work, row["id"], key, held, {})
+        _diff_reservations(work, ref, key, held, {})
         if state == "pending":
             work.unknown[(channel, snap.channel_sku)].append(snap.order_id)
             result.pending += 1
@@ -335,81 +454,95 @@ def _apply_line(
     # When a cancellation was first seen: a channel that puts cancelled units back on sale
     # by itself shows them again from then on (see pushing.expected_quantities).
     cancel_seen_at = work.now if cancelled > row["cancelled"] else row["cancel_seen_at"]
-    work.line_updates.append((
-        snap.channel_sku, sku, status, ordered, shipped, cancelled, restocked,
-        snap.changed_at, version, state, committed, restock_applied, cancel_seen_at, row["id"],
-    ))
+    values = (snap.channel_sku, sku, status, ordered, shipped, cancelled, restocked,
+              work.stamp(snap.changed_at), version, state, committed, restock_applied,
+              work.stamp(cancel_seen_at))
+    if row["id"] is None:
+        work.new_lines.append((channel, *line, work.now_stamp, *values))
+    else:
+        work.line_updates.append((*values, row["id"]))
 
 
 def _diff_reservations(
-    work: _Work, line_id: int, key: str, held: Mapping[str, int], desired: Mapping[str, int]
+    work: _Work, ref: int | LineKey, key: str, held: Mapping[str, int],
+    desired: Mapping[str, int],
 ) -> None:
-    for sku in sorted(set(held) | set(desired)):
+    changed = False
+    for sku in sorted(held.keys() | desired.keys()) if held else sorted(desired):
         delta = desired.get(sku, 0) - held.get(sku, 0)
         if delta:
             kind = "reserve" if delta > 0 else "release"
             work.move(sku, kind, 0, delta, f"{key}:{kind}:{sku}", key)
-    work.reservations.extend((line_id, sku, qty) for sku, qty in desired.items() if qty > 0)
+            changed = True
+    if changed:  # the line's reservations are replaced; unchanged ones are left alone
+        if held:
+            work.reset_lines.append(ref)  # type: ignore[arg-type]  # only a stored line holds
+        work.reservations.extend((ref, sku, qty) for sku, qty in desired.items() if qty > 0)
 
 
-# The hot bulk writes go to the driver's executemany directly: building SQLAlchemy
-# parameters row by row cost more than the writes themselves (see bench/).
-_INSERT_LINE = (
-    "INSERT INTO order_line (channel, order_id, line_id, channel_sku, first_seen_at, sku, "
-    "status, ordered, shipped, cancelled, restocked, version, state, committed, restock_applied) "
-    "VALUES (?, ?, ?, ?, ?, '', '', 0, 0, 0, 0, 0, 'new', 0, 0) "
-    "ON CONFLICT (channel, order_id, line_id) DO NOTHING"
+_KITS = "SELECT kit_sku, component_sku, quantity FROM kit_component WHERE kit_sku {in}"
+# Locked: serializes writers of the same SKU (PostgreSQL; SQLite has one writer).
+_LOCK_SKUS = "SELECT sku, counted_at FROM sku WHERE sku {in} ORDER BY sku{lock}"
+_LOCK_LINES = (
+    f"SELECT {', '.join(_LINE_COLUMNS)} FROM order_line WHERE channel = ? AND order_id {{in}}"
+    " ORDER BY id{lock}"
 )
+_RESERVATIONS = "SELECT line_id, sku, quantity FROM reservation WHERE line_id {in}"
+_INSERT_LINE = (
+    "INSERT INTO order_line (channel, order_id, line_id, first_seen_at, channel_sku, sku,"
+    " status, ordered, shipped, cancelled, restocked, changed_at, version, state, committed,"
+    " restock_applied, cancel_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (channel, order_id, line_id) DO NOTHING"
+)
+_LINE_IDS = "SELECT id, order_id, line_id FROM order_line WHERE channel = ? AND order_id {in}"
 _UPDATE_LINE = (
     "UPDATE order_line SET channel_sku = ?, sku = ?, status = ?, ordered = ?, shipped = ?, "
     "cancelled = ?, restocked = ?, changed_at = ?, version = ?, state = ?, committed = ?, "
     "restock_applied = ?, cancel_seen_at = ? WHERE id = ?"
 )
+_DROP_RESERVATIONS = "DELETE FROM reservation WHERE line_id {in}"
+_INSERT_RESERVATION = "INSERT INTO reservation (line_id, sku, quantity) VALUES (?, ?, ?)"
 _INSERT_MOVEMENT = (
     "INSERT INTO movement (sku, kind, on_hand_delta, reserved_delta, reason, source, "
     "idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_RESERVATION = "INSERT INTO reservation (line_id, sku, quantity) VALUES (?, ?, ?)"
+_MOVE_SKU = (
+    "UPDATE sku SET on_hand = on_hand + ?, reserved = reserved + ?, updated_at = ? WHERE sku = ?"
+)
+_OVERSOLD = "SELECT sku, on_hand, reserved FROM sku WHERE reserved > on_hand AND sku {in}"
+_ADVANCE = "UPDATE channel_state SET cursor = ? WHERE name = ? AND (cursor IS NULL OR cursor < ?)"
+_OPEN = "SELECT subject FROM conflict WHERE kind = ? AND resolved_at IS NULL AND subject {in}"
 
 
-def _executemany(
-    conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]], stamps: tuple[int, ...] = ()
-) -> None:
-    """executemany on the driver; ``?`` placeholders; the datetimes at the positions in
-    ``stamps`` are stored as the ORM stores them."""
-    if not rows:
-        return
-    to_db = UTCDateTime().bind_processor(conn.dialect)
-    if to_db is not None:
-        for i in stamps:
-            rows = [(*r[:i], to_db(r[i]), *r[i + 1:]) for r in rows]
-    if conn.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    conn.exec_driver_sql(sql, list(rows))
+def _insert_lines(db: _Db, channel: str, work: _Work) -> bool:
+    """Insert the new lines with their values, and give their reservations the lines' ids.
+    False when another transaction had created one of them first (PostgreSQL)."""
+    if db.many(_INSERT_LINE, work.new_lines) < len(work.new_lines):
+        if not db.pg:  # one writer at a time: the lines were there when the page was read
+            raise LedgerError(f"{channel}: order lines appeared while a page was applied")
+        return False
+    refs = {ref for ref, _, _ in work.reservations if isinstance(ref, tuple)}
+    if refs:
+        orders = sorted({order_id for order_id, _ in refs})
+        ids = {(o, line): i for i, o, line in db.rows(_LINE_IDS, (channel,), orders)}
+        work.reservations = [(ids[r] if isinstance(r, tuple) else r, sku, qty)
+                             for r, sku, qty in work.reservations]
+    return True
 
 
-def _write(conn: Connection, work: _Work) -> None:
-    if work.line_updates:
-        _executemany(conn, _UPDATE_LINE, work.line_updates, stamps=(7, 12))
-        ids = [u[-1] for u in work.line_updates]
-        for chunk in chunks(ids):
-            conn.execute(res_t.delete().where(res_t.c.line_id.in_(_LIST)),
-                         {"values": list(chunk)})
-        _executemany(conn, _INSERT_RESERVATION, work.reservations)
-    _executemany(conn, _INSERT_MOVEMENT, work.movements, stamps=(7,))
-    changed = [
-        {"b_sku": sku, "d_on_hand": d[0], "d_reserved": d[1]}
-        for sku, d in sorted(work.sku_delta.items()) if d != [0, 0]
-    ]
-    if changed:
-        conn.execute(
-            sku_t.update().where(sku_t.c.sku == sa.bindparam("b_sku")).values(
-                on_hand=sku_t.c.on_hand + sa.bindparam("d_on_hand"),
-                reserved=sku_t.c.reserved + sa.bindparam("d_reserved"),
-                updated_at=work.now,
-            ),
-            changed,
-        )
+def _write(db: _Db, work: _Work) -> None:
+    db.many(_UPDATE_LINE, work.line_updates)
+    db.run(_DROP_RESERVATIONS, (), sorted(work.reset_lines))
+    db.many(_INSERT_RESERVATION, work.reservations)
+    db.many(_INSERT_MOVEMENT, work.movements)
+    db.many(_MOVE_SKU, [(d[0], d[1], work.now_stamp, sku)
+                        for sku, d in sorted(work.sku_delta.items()) if d != [0, 0]])
+
+
+def _open_subjects(db: _Db, kind: str, subjects: Sequence[str]) -> list[str]:
+    """Those of ``subjects`` with an open conflict of ``kind``: most pages resolve none, and
+    asking first is cheaper than an UPDATE naming every subject."""
+    return [subject for (subject,) in db.rows(_OPEN, (kind,), subjects)]
 
 
 def _unknown_sku_conflicts(channel: str, work: _Work) -> list[ConflictRecord]:
@@ -433,14 +566,10 @@ def detect_oversell(conn: Connection, skus: Iterable[str], now: datetime) -> lis
     skus = sorted(set(skus))
     if not skus:
         return []
-    over: dict[str, tuple[int, int]] = {}
-    for chunk in chunks(skus):
-        for sku, on_hand, reserved in conn.execute(
-            sa.select(sku_t.c.sku, sku_t.c.on_hand, sku_t.c.reserved).where(sku_t.c.sku.in_(chunk))
-        ):
-            if reserved > on_hand:
-                over[sku] = (on_hand, reserved)
-    resolve_conflicts(conn, "oversell", [s for s in skus if s not in over], now)
+    db = _Db(conn)
+    over = {sku: (on_hand, reserved) for sku, on_hand, reserved in db.rows(_OVERSOLD, (), skus)}
+    settled = _open_subjects(db, "oversell", [s for s in skus if s not in over])
+    resolve_conflicts(conn, "oversell", settled, now)
     records = [_oversell(conn, sku, *over[sku]) for sku in sorted(over)]
     return open_conflicts(conn, records, now)
 
@@ -510,21 +639,21 @@ def _line_of(conn: Connection, source: str) -> tuple[str, str] | None:
 
 def advance_cursor(conn: Connection, channel: str, to: datetime) -> None:
     """Move the channel's cursor forward, never back, in the caller's transaction."""
-    ensure_channel_state(conn, channel)
-    conn.execute(
-        state_t.update()
-        .where(state_t.c.name == channel,
-               sa.or_(state_t.c.cursor.is_(None), state_t.c.cursor < to))
-        .values(cursor=to)
-    )
+    db = _Db(conn)
+    params = (db.stamp(to), channel, db.stamp(to))
+    # Every page moves it: the UPDATE alone, but for a channel's first (no row yet).
+    if not db.run(_ADVANCE, params) and ensure_channel_state(conn, channel):
+        db.run(_ADVANCE, params)
 
 
-def ensure_channel_state(conn: Connection, channel: str) -> None:
-    conn.execute(
+def ensure_channel_state(conn: Connection, channel: str) -> bool:
+    """The channel's state row; True when this created it."""
+    created = conn.execute(
         dialect_insert(conn, state_t).values(name=channel).on_conflict_do_nothing(
             index_elements=["name"]
         )
     )
+    return bool(created.rowcount)
 
 
 def pending_lines(conn: Connection, channel: str) -> list[OrderLineSnapshot]:
