@@ -377,3 +377,17 @@ def test_a_tier_alert_names_the_tier_and_the_order(engine: Engine) -> None:
     assert title == f"channelsync: silver tier reached with order a:{crossing}"
     assert body.startswith(f"Jane reached the silver tier with order {crossing} on a: 1 order,")
     assert "@" not in title + body
+
+
+def test_names_with_brackets_are_shown_as_written(engine: Engine, tmp_path: Path) -> None:
+    clock = Clock()
+    sync = start(engine, clock)
+    fakes.CHANNELS["a"].sell(("MUG", 1), email=EMAIL, buyer="Jane [/] [bold]Doe")
+    cycle(sync, clock)
+    config = tmp_path / "channels.toml"
+    config.write_text(config_text(engine))
+    for command in ("customers", "orders"):
+        result = CliRunner().invoke(cli, ["--config", str(config), command],
+                                    env={"COLUMNS": "100"})
+        assert result.exit_code == 0, result.output
+        assert "Jane [/] [bold]Doe" in result.output

@@ -14,6 +14,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from channelsync.sync.ratelimit import human_wait
@@ -53,8 +54,8 @@ def grid(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
     for name in columns:
         table.add_column(name, justify="right" if name in right else "left",
                          no_wrap=name not in wrap, overflow="fold")
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+    for row in rows:  # cells are data (a buyer's name, a title): never markup
+        table.add_row(*["" if v is None else escape(str(v)) for v in row])
     return table
 
 
