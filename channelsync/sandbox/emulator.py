@@ -31,7 +31,8 @@ from channelsync.sandbox.faults import parse as parse_faults
 from channelsync.sandbox.webhooks import Subscription, WebhookSender
 
 __all__ = ["BadRequest", "Conflict", "Emulator", "NotFound", "Raw", "Request", "Response",
-           "Route", "SandboxError", "Subscription", "route", "sku_quantity"]
+           "Route", "SandboxError", "Subscription", "route", "sandbox_buyer",
+           "sku_quantity"]
 
 logger = logging.getLogger(__name__)
 
@@ -502,6 +503,18 @@ def _integer(value: Any, what: str, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or too_low:
         raise BadRequest(f"{what} must be an integer{bound}")
     return value
+
+
+def sandbox_buyer(raw: Any) -> tuple[str, str]:
+    """(email, name) of a ``"buyer": {"email": ..., "name": ...}`` in ``POST /_sandbox/orders``
+    (either may be left out, not both)."""
+    fields = raw if isinstance(raw, dict) else {}
+    email, name = fields.get("email", ""), fields.get("name", "")
+    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
+            or not isinstance(name, str) or not (email.strip() or name.strip()) \
+            or (email.strip() and "@" not in email):
+        raise BadRequest('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
+    return email.strip(), " ".join(name.split())
 
 
 def sku_quantity(item: Any, minimum: int) -> tuple[str, int]:

@@ -60,6 +60,7 @@ from channelsync.sandbox.emulator import (
     Response,
     SandboxError,
     route,
+    sandbox_buyer,
     sku_quantity,
 )
 from connectors.amazon.emulator.auth import Lwa
@@ -120,17 +121,6 @@ def _secret(value: Any) -> str | None:
         return None
     text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
     return text or None
-
-
-def _buyer(raw: Any) -> tuple[str, str]:
-    """(email, name) of a ``"buyer": {"email": ..., "name": ...}`` (either may be left out)."""
-    fields = raw if isinstance(raw, dict) else {}
-    email, name = fields.get("email", ""), fields.get("name", "")
-    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
-            or not isinstance(name, str) or not (email.strip() or name.strip()) \
-            or (email.strip() and "@" not in email):
-        raise BadRequest('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
-    return email.strip(), " ".join(name.split())
 
 
 # What the header states when rate limits are off: more calls a second than a client makes.
@@ -306,7 +296,7 @@ class AmazonEmulator(Emulator):
             raise BadRequest('an order takes "lines": [{"sku": "MUG", "quantity": 1}] and '
                              '"buyer": {"email": "...", "name": "..."}')
         order = [sku_quantity(line, minimum=1) for line in lines]
-        buyer = _buyer(body["buyer"])
+        buyer = sandbox_buyer(body["buyer"])
         return 201, {"order_id": self.account.place_order(order, self._now(), buyer)}, {}
 
     def cancel_order(self, order_id: str) -> dict[str, Any]:

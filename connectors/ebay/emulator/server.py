@@ -64,6 +64,7 @@ from channelsync.sandbox.emulator import (
     Route,
     SandboxError,
     route,
+    sandbox_buyer,
     sku_quantity,
 )
 from connectors.ebay.emulator.completesale import complete_sale
@@ -126,17 +127,6 @@ def _int(node: ET.Element | None, path: str, default: int, low: int = 1) -> int:
     if not raw.lstrip("-").isdigit() or int(raw) < low:
         raise invalid(f"Input data for tag <{path.split('/')[-1]}> is invalid or missing.")
     return int(raw)
-
-
-def _buyer(raw: Any) -> tuple[str, str]:
-    """(email, name) of a ``"buyer": {"email": ..., "name": ...}`` (either may be left out)."""
-    fields = raw if isinstance(raw, dict) else {}
-    email, name = fields.get("email", ""), fields.get("name", "")
-    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
-            or not isinstance(name, str) or not (email.strip() or name.strip()) \
-            or (email.strip() and "@" not in email):
-        raise BadRequest('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
-    return email.strip(), " ".join(name.split())
 
 
 def _pages(count: int, per_page: int) -> int:
@@ -281,7 +271,7 @@ class EbayEmulator(Emulator):
                 raise BadRequest('an order needs "lines": [{"sku": "MUG", "quantity": 1}] and '
                                  '"paid" is true or false')
             wanted = [sku_quantity(line, minimum=1) for line in lines]
-            buyer = _buyer(body["buyer"]) if "buyer" in body else None
+            buyer = sandbox_buyer(body["buyer"]) if "buyer" in body else None
             return 201, {"order_id": self.store.place_order(wanted, self._now(), paid=paid,
                                                             buyer=buyer).order_id}, {}
         return None

@@ -61,6 +61,7 @@ from channelsync.sandbox.emulator import (
     SandboxError,
     Subscription,
     route,
+    sandbox_buyer,
     sku_quantity,
 )
 from connectors._time import parse_utc
@@ -306,7 +307,7 @@ class ShopifyEmulator(Emulator):
             raise BadRequest('"processed_at" must be an ISO 8601 time')
         order_id = self.place_order(lines, test=test, financial_status=status,
                                     processed_at=moment,
-                                    buyer=None if buyer is None else _buyer(buyer))
+                                    buyer=None if buyer is None else sandbox_buyer(buyer))
         return 201, {"order_id": order_id}, {}
 
     def _locations_route(self, request: Request) -> Response | None:
@@ -335,17 +336,6 @@ def _fields(body: Any, **defaults: Any) -> list[Any]:
         raise BadRequest(f"unknown fields {sorted(unknown)}; expected lines, "
                          f"{', '.join(defaults)}")
     return [body.get(name, default) for name, default in defaults.items()]
-
-
-def _buyer(raw: Any) -> tuple[str, str]:
-    """(email, name) of a ``"buyer": {"email": ..., "name": ...}`` (either may be left out)."""
-    fields = raw if isinstance(raw, dict) else {}
-    email, name = fields.get("email", ""), fields.get("name", "")
-    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
-            or not isinstance(name, str) or not (email.strip() or name.strip()) \
-            or (email.strip() and "@" not in email):
-        raise BadRequest('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
-    return email.strip(), " ".join(name.split())
 
 
 def _merge(pairs: Any) -> dict[str, int]:

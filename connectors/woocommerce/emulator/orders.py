@@ -24,8 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["LineItem", "Note", "Order", "buyer_name", "earlier", "money", "sandbox_buyer",
-           "shipment_in"]
+__all__ = ["LineItem", "Note", "Order", "buyer_name", "earlier", "money", "shipment_in"]
 
 FIRST_NAMES = ("Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiroshi", "Ines",
                "Jonas", "Kaja", "Luis")
@@ -43,20 +42,6 @@ def buyer_name(seed: int | None, order_id: int) -> tuple[str, str]:
     """(first name, last name) of an order's buyer: the same for the same seed and order."""
     draw = random.Random(f"woocommerce-buyer/{seed}/{order_id}")
     return draw.choice(FIRST_NAMES), draw.choice(LAST_NAMES)
-
-
-def sandbox_buyer(raw: Any) -> tuple[str, str, str]:
-    """(email, first name, last name) of a ``"buyer"`` given to ``POST /_sandbox/orders``:
-    ``{"email": "...", "name": "..."}``, either may be left out (empty). ValueError when
-    it is not such an object."""
-    fields = raw if isinstance(raw, dict) else {}
-    email, name = fields.get("email", ""), fields.get("name", "")
-    if not fields or set(fields) - {"email", "name"} or not isinstance(email, str) \
-            or not isinstance(name, str) or not (email.strip() or name.strip()) \
-            or (email.strip() and "@" not in email):
-        raise ValueError('"buyer" takes {"email": "ada@example.com", "name": "Ada Lovelace"}')
-    first, _, last = name.strip().partition(" ")
-    return email.strip(), first, last.strip()
 
 
 def money(amount: Decimal) -> str:
